@@ -1,0 +1,1 @@
+//! fvs binaries and the configuration database.

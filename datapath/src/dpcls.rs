@@ -1,0 +1,502 @@
+//! The megaflow classifier: tuple space search over wildcarded flows.
+//!
+//! Each distinct mask has a subtable: a hash table keyed by the masked key,
+//! hashing and comparing only the mask's non-zero words. A lookup tries the
+//! subtables in order of recent hits; megaflows never overlap (translation
+//! makes each one exactly as wide as its decision allows), so the first hit
+//! is the answer.
+
+use std::sync::Arc;
+
+use crate::actions::DpAction;
+use crate::hash::masked_hash;
+use crate::key::{FlowKey, KEY_WORDS};
+
+/// OVS's per-PMD megaflow limit.
+pub const DEFAULT_MAX_FLOWS: usize = 65536;
+
+const EMPTY: u32 = u32::MAX;
+
+/// Traffic counters of one megaflow, kept by its PMD thread.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowCounters {
+    pub packets: u64,
+    pub bytes: u64,
+    /// PMD time (ms) of the last packet; 0 if none yet.
+    pub used_ms: u64,
+    pub tcp_flags: u16,
+}
+
+/// An installed megaflow.
+pub struct Megaflow<D> {
+    /// The masked key.
+    pub key: FlowKey,
+    pub actions: Arc<[DpAction]>,
+    pub counters: FlowCounters,
+    /// What `counters` held when last credited to the flow's dependencies.
+    pub credited: FlowCounters,
+    /// The translation's record of what the decision depended on.
+    pub deps: D,
+    /// Rule-set version the decision was made against.
+    pub version: u64,
+    subtable: u32,
+    hash: u32,
+}
+
+impl<D> Megaflow<D> {
+    /// Counters not yet credited, and marks them credited.
+    pub fn take_uncredited(&mut self) -> FlowCounters {
+        let d = FlowCounters {
+            packets: self.counters.packets - self.credited.packets,
+            bytes: self.counters.bytes - self.credited.bytes,
+            used_ms: self.counters.used_ms,
+            tcp_flags: self.counters.tcp_flags,
+        };
+        self.credited = self.counters;
+        d
+    }
+}
+
+struct Slot<D> {
+    gen: u32,
+    flow: Option<Megaflow<D>>,
+}
+
+#[derive(Clone, Copy)]
+struct Bucket {
+    hash: u32,
+    flow: u32,
+}
+
+struct Subtable {
+    mask: FlowKey,
+    /// Indices of the mask's non-zero words.
+    words: Box<[u8]>,
+    buckets: Vec<Bucket>,
+    bmask: usize,
+    count: usize,
+    hits: u64,
+}
+
+impl Subtable {
+    fn new(mask: &FlowKey) -> Subtable {
+        let words: Box<[u8]> = mask.nonzero_words().map(|w| w as u8).collect();
+        Subtable {
+            mask: *mask,
+            words,
+            buckets: vec![
+                Bucket {
+                    hash: 0,
+                    flow: EMPTY
+                };
+                8
+            ],
+            bmask: 7,
+            count: 0,
+            hits: 0,
+        }
+    }
+
+    fn place(&mut self, b: Bucket) {
+        let mut i = b.hash as usize & self.bmask;
+        while self.buckets[i].flow != EMPTY {
+            i = (i + 1) & self.bmask;
+        }
+        self.buckets[i] = b;
+    }
+
+    fn grow(&mut self) {
+        let old = std::mem::replace(
+            &mut self.buckets,
+            vec![
+                Bucket {
+                    hash: 0,
+                    flow: EMPTY
+                };
+                (self.bmask + 1) * 2
+            ],
+        );
+        self.bmask = self.buckets.len() - 1;
+        for b in old.into_iter().filter(|b| b.flow != EMPTY) {
+            self.place(b);
+        }
+    }
+
+    fn insert(&mut self, hash: u32, flow: u32) {
+        if (self.count + 1) * 2 > self.buckets.len() {
+            self.grow();
+        }
+        self.place(Bucket { hash, flow });
+        self.count += 1;
+    }
+
+    /// Removes the bucket of `flow` (linear probing, backward-shift deletion).
+    fn remove(&mut self, hash: u32, flow: u32) {
+        let mut i = hash as usize & self.bmask;
+        while self.buckets[i].flow != flow {
+            if self.buckets[i].flow == EMPTY {
+                return;
+            }
+            i = (i + 1) & self.bmask;
+        }
+        let mut j = i;
+        loop {
+            j = (j + 1) & self.bmask;
+            let b = self.buckets[j];
+            if b.flow == EMPTY {
+                break;
+            }
+            let home = b.hash as usize & self.bmask;
+            // The entry at j may stay if its home lies cyclically in (i, j].
+            let stays = if i <= j {
+                i < home && home <= j
+            } else {
+                i < home || home <= j
+            };
+            if !stays {
+                self.buckets[i] = b;
+                i = j;
+            }
+        }
+        self.buckets[i] = Bucket {
+            hash: 0,
+            flow: EMPTY,
+        };
+        self.count -= 1;
+    }
+}
+
+/// A lookup hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hit {
+    pub flow: u32,
+    pub gen: u32,
+    /// Subtables searched to find it (1 = the first).
+    pub lookups: u32,
+}
+
+/// Why a megaflow was not installed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstallError {
+    /// The PMD's megaflow limit is reached.
+    TableFull,
+}
+
+/// One PMD thread's megaflows.
+pub struct Megaflows<D> {
+    slots: Vec<Slot<D>>,
+    free: Vec<u32>,
+    subtables: Vec<Option<Subtable>>,
+    /// Subtable indices, most hit first.
+    order: Vec<u32>,
+    len: usize,
+    max_flows: usize,
+}
+
+impl<D> Default for Megaflows<D> {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_FLOWS)
+    }
+}
+
+impl<D> Megaflows<D> {
+    pub fn new(max_flows: usize) -> Self {
+        Megaflows {
+            slots: Vec::new(),
+            free: Vec::new(),
+            subtables: Vec::new(),
+            order: Vec::new(),
+            len: 0,
+            max_flows,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn n_subtables(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn set_max_flows(&mut self, max: usize) {
+        self.max_flows = max;
+    }
+
+    /// Finds the megaflow matching `key`.
+    #[inline]
+    pub fn lookup(&mut self, key: &FlowKey) -> Option<Hit> {
+        let slots = &self.slots;
+        for (n, &si) in self.order.iter().enumerate() {
+            let Some(st) = self.subtables[si as usize].as_mut() else {
+                continue;
+            };
+            let h = masked_hash(key, &st.mask, &st.words);
+            let mut i = h as usize & st.bmask;
+            loop {
+                let b = st.buckets[i];
+                if b.flow == EMPTY {
+                    break;
+                }
+                if b.hash == h {
+                    let slot = &slots[b.flow as usize];
+                    if let Some(f) = &slot.flow {
+                        let m = &st.mask;
+                        if st.words.iter().all(|&w| {
+                            key.word(w as usize) & m.word(w as usize) == f.key.word(w as usize)
+                        }) {
+                            st.hits += 1;
+                            return Some(Hit {
+                                flow: b.flow,
+                                gen: slot.gen,
+                                lookups: n as u32 + 1,
+                            });
+                        }
+                    }
+                }
+                i = (i + 1) & st.bmask;
+            }
+        }
+        None
+    }
+
+    /// The live megaflow in slot `idx` if its generation is still `gen`.
+    #[inline(always)]
+    pub fn get_mut(&mut self, idx: u32, gen: u32) -> Option<&mut Megaflow<D>> {
+        let slot = self.slots.get_mut(idx as usize)?;
+        if slot.gen != gen {
+            return None;
+        }
+        slot.flow.as_mut()
+    }
+
+    pub fn get(&self, idx: u32) -> Option<&Megaflow<D>> {
+        self.slots.get(idx as usize)?.flow.as_ref()
+    }
+
+    /// The mask of a megaflow.
+    pub fn mask_of(&self, f: &Megaflow<D>) -> &FlowKey {
+        // Every live flow's subtable exists.
+        &self.subtables[f.subtable as usize]
+            .as_ref()
+            .expect("subtable of a live flow")
+            .mask
+    }
+
+    /// Installs a megaflow for `key` under `mask`; returns its slot and generation.
+    pub fn insert(
+        &mut self,
+        key: &FlowKey,
+        mask: &FlowKey,
+        actions: Arc<[DpAction]>,
+        deps: D,
+        version: u64,
+    ) -> Result<(u32, u32), InstallError> {
+        if self.len >= self.max_flows {
+            return Err(InstallError::TableFull);
+        }
+        let si = match self
+            .subtables
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| s.mask == *mask))
+        {
+            Some(i) => i,
+            None => {
+                let st = Some(Subtable::new(mask));
+                let i = match self.subtables.iter().position(|s| s.is_none()) {
+                    Some(i) => {
+                        self.subtables[i] = st;
+                        i
+                    }
+                    None => {
+                        self.subtables.push(st);
+                        self.subtables.len() - 1
+                    }
+                };
+                self.order.push(i as u32);
+                i
+            }
+        };
+        let masked = key.and(mask);
+        let st = self.subtables[si].as_mut().expect("subtable just found");
+        let hash = masked_hash(&masked, mask, &st.words);
+        let flow = Megaflow {
+            key: masked,
+            actions,
+            counters: FlowCounters::default(),
+            credited: FlowCounters::default(),
+            deps,
+            version,
+            subtable: si as u32,
+            hash,
+        };
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize].flow = Some(flow);
+                i
+            }
+            None => {
+                self.slots.push(Slot {
+                    gen: 0,
+                    flow: Some(flow),
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        st.insert(hash, idx);
+        self.len += 1;
+        Ok((idx, self.slots[idx as usize].gen))
+    }
+
+    /// Removes the megaflow in slot `idx`, returning it.
+    pub fn remove(&mut self, idx: u32) -> Option<Megaflow<D>> {
+        let slot = self.slots.get_mut(idx as usize)?;
+        let f = slot.flow.take()?;
+        slot.gen = slot.gen.wrapping_add(1);
+        self.free.push(idx);
+        self.len -= 1;
+        let si = f.subtable as usize;
+        let st = self.subtables[si]
+            .as_mut()
+            .expect("subtable of a live flow");
+        st.remove(f.hash, idx);
+        if st.count == 0 {
+            self.subtables[si] = None;
+            self.order.retain(|&o| o as usize != si);
+        }
+        Some(f)
+    }
+
+    /// Slots of every live megaflow.
+    pub fn indices(&self) -> Vec<u32> {
+        (0..self.slots.len() as u32)
+            .filter(|&i| self.slots[i as usize].flow.is_some())
+            .collect()
+    }
+
+    /// Iterates over live megaflows.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Megaflow<D>)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.flow.as_ref().map(|f| (i as u32, f)))
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (u32, &mut Megaflow<D>)> {
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, s)| s.flow.as_mut().map(|f| (i as u32, f)))
+    }
+
+    /// Reorders subtables by hits since the last ranking (OVS re-sorts its
+    /// subtable vector periodically the same way).
+    pub fn rank(&mut self) {
+        let subtables = &self.subtables;
+        self.order.sort_by_key(|&i| {
+            std::cmp::Reverse(subtables[i as usize].as_ref().map_or(0, |s| s.hits))
+        });
+        for s in self.subtables.iter_mut().flatten() {
+            s.hits = 0;
+        }
+    }
+
+    /// Removes every megaflow, returning them.
+    pub fn drain(&mut self) -> Vec<Megaflow<D>> {
+        let idx = self.indices();
+        idx.into_iter().filter_map(|i| self.remove(i)).collect()
+    }
+}
+
+const _: () = assert!(KEY_WORDS < 256);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::ofs;
+
+    fn key(dst: [u8; 4], port: u32) -> FlowKey {
+        let mut k = FlowKey::ZERO;
+        k.set_in_port(port);
+        k.set_bytes(ofs::NW_DST, &dst);
+        k
+    }
+
+    fn mask(prefix_bytes: usize, in_port: bool) -> FlowKey {
+        let mut m = FlowKey::ZERO;
+        if in_port {
+            m.set_in_port(u32::MAX);
+        }
+        for i in 0..prefix_bytes {
+            m.b[ofs::NW_DST + i] = 0xff;
+        }
+        m
+    }
+
+    #[test]
+    fn lookup_insert_remove_across_subtables() {
+        let mut t: Megaflows<u32> = Megaflows::new(100);
+        let acts: Arc<[DpAction]> = Arc::from(vec![]);
+        let (a, _) = t
+            .insert(&key([10, 0, 0, 1], 1), &mask(3, true), acts.clone(), 1, 0)
+            .unwrap();
+        let (b, _) = t
+            .insert(&key([10, 1, 0, 1], 1), &mask(2, true), acts.clone(), 2, 0)
+            .unwrap();
+        assert_eq!(t.n_subtables(), 2);
+        assert_eq!(t.lookup(&key([10, 0, 0, 99], 1)).unwrap().flow, a);
+        assert_eq!(t.lookup(&key([10, 1, 7, 7], 1)).unwrap().flow, b);
+        assert!(t.lookup(&key([10, 0, 0, 1], 2)).is_none());
+        assert!(t.lookup(&key([11, 0, 0, 1], 1)).is_none());
+        let f = t.remove(a).unwrap();
+        assert_eq!(f.deps, 1);
+        assert!(t.lookup(&key([10, 0, 0, 99], 1)).is_none());
+        assert_eq!(t.n_subtables(), 1);
+        assert!(t.get_mut(a, 0).is_none(), "old generation must not resolve");
+    }
+
+    #[test]
+    fn many_flows_one_subtable_with_removals() {
+        let mut t: Megaflows<u32> = Megaflows::new(100_000);
+        let acts: Arc<[DpAction]> = Arc::from(vec![]);
+        let m = mask(4, true);
+        let mut idx = Vec::new();
+        for i in 0..5000u32 {
+            let k = key(i.to_be_bytes(), 1);
+            idx.push(t.insert(&k, &m, acts.clone(), i, 0).unwrap().0);
+        }
+        for i in (0..5000u32).step_by(3) {
+            t.remove(idx[i as usize]).unwrap();
+        }
+        for i in 0..5000u32 {
+            let hit = t.lookup(&key(i.to_be_bytes(), 1));
+            assert_eq!(hit.is_some(), i % 3 != 0, "flow {i}");
+            if let Some(h) = hit {
+                assert_eq!(t.get(h.flow).unwrap().deps, i);
+            }
+        }
+    }
+
+    #[test]
+    fn limit_and_ranking() {
+        let mut t: Megaflows<()> = Megaflows::new(2);
+        let acts: Arc<[DpAction]> = Arc::from(vec![]);
+        t.insert(&key([1, 0, 0, 0], 1), &mask(1, true), acts.clone(), (), 0)
+            .unwrap();
+        t.insert(&key([2, 0, 0, 0], 1), &mask(2, true), acts.clone(), (), 0)
+            .unwrap();
+        assert_eq!(
+            t.insert(&key([3, 0, 0, 0], 1), &mask(3, true), acts, (), 0),
+            Err(InstallError::TableFull)
+        );
+        for _ in 0..10 {
+            assert_eq!(t.lookup(&key([2, 0, 0, 0], 1)).unwrap().lookups, 2);
+        }
+        t.rank();
+        assert_eq!(t.lookup(&key([2, 0, 0, 0], 1)).unwrap().lookups, 1);
+    }
+}

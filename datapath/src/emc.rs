@@ -1,0 +1,192 @@
+//! The exact-match cache: per PMD thread, full key → megaflow, two-way
+//! hash-indexed, with probabilistic insertion (OVS's `emc-insert-inv-prob`)
+//! so that many short flows do not thrash it.
+
+use crate::key::FlowKey;
+
+/// OVS's default EMC size.
+pub const DEFAULT_EMC_ENTRIES: usize = 8192;
+/// OVS's default: insert one miss in 100.
+pub const DEFAULT_INSERT_INV_PROB: u32 = 100;
+
+const EMPTY: u32 = u32::MAX;
+
+#[derive(Clone)]
+struct Entry {
+    hash: u32,
+    /// Megaflow slot and its generation when the entry was made.
+    flow: u32,
+    gen: u32,
+    key: FlowKey,
+}
+
+/// A cache hit: the megaflow slot and generation the entry points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EmcHit {
+    pub flow: u32,
+    pub gen: u32,
+}
+
+pub struct Emc {
+    entries: Box<[Entry]>,
+    mask: usize,
+    /// Insert one miss in `inv_prob` (0: never, 1: always).
+    inv_prob: u32,
+    rng: u32,
+}
+
+impl Emc {
+    /// A cache of `entries` (rounded up to a power of two, at least 2) slots.
+    pub fn new(entries: usize, inv_prob: u32) -> Emc {
+        let n = entries.max(2).next_power_of_two();
+        let empty = Entry {
+            hash: 0,
+            flow: EMPTY,
+            gen: 0,
+            key: FlowKey::ZERO,
+        };
+        Emc {
+            entries: vec![empty; n].into_boxed_slice(),
+            mask: n - 1,
+            inv_prob,
+            rng: 0x9e37_79b9,
+        }
+    }
+
+    pub fn set_insert_inv_prob(&mut self, inv_prob: u32) {
+        self.inv_prob = inv_prob;
+    }
+
+    pub fn insert_inv_prob(&self) -> u32 {
+        self.inv_prob
+    }
+
+    #[inline(always)]
+    fn ways(&self, hash: u32) -> [usize; 2] {
+        [hash as usize & self.mask, (hash >> 16) as usize & self.mask]
+    }
+
+    #[inline(always)]
+    pub fn lookup(&self, key: &FlowKey, hash: u32) -> Option<EmcHit> {
+        for i in self.ways(hash) {
+            let e = &self.entries[i];
+            if e.hash == hash && e.flow != EMPTY && e.key == *key {
+                return Some(EmcHit {
+                    flow: e.flow,
+                    gen: e.gen,
+                });
+            }
+        }
+        None
+    }
+
+    /// Inserts after a miss, subject to the insertion probability.
+    #[inline]
+    pub fn maybe_insert(&mut self, key: &FlowKey, hash: u32, flow: u32, gen: u32) {
+        match self.inv_prob {
+            0 => return,
+            1 => {}
+            p => {
+                // xorshift32: cheap, and only decides whether to insert.
+                let mut x = self.rng;
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                self.rng = x;
+                if !x.is_multiple_of(p) {
+                    return;
+                }
+            }
+        }
+        self.insert(key, hash, flow, gen);
+    }
+
+    pub fn insert(&mut self, key: &FlowKey, hash: u32, flow: u32, gen: u32) {
+        let [a, b] = self.ways(hash);
+        // The same key, else an empty way, else evict by a hash bit.
+        let slot = if self.entries[a].hash == hash && self.entries[a].key == *key {
+            a
+        } else if self.entries[b].hash == hash && self.entries[b].key == *key {
+            b
+        } else if self.entries[a].flow == EMPTY {
+            a
+        } else if self.entries[b].flow == EMPTY {
+            b
+        } else if hash & 0x8000_0000 != 0 {
+            a
+        } else {
+            b
+        };
+        let e = &mut self.entries[slot];
+        e.hash = hash;
+        e.flow = flow;
+        e.gen = gen;
+        e.key = *key;
+    }
+
+    /// Empties the slot holding `key`, if any.
+    pub fn remove(&mut self, key: &FlowKey, hash: u32) {
+        for i in self.ways(hash) {
+            let e = &mut self.entries[i];
+            if e.hash == hash && e.key == *key {
+                e.flow = EMPTY;
+            }
+        }
+    }
+
+    pub fn clear(&mut self) {
+        for e in self.entries.iter_mut() {
+            e.flow = EMPTY;
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Entries in use (including ones pointing at since-deleted megaflows).
+    pub fn len(&self) -> usize {
+        self.entries.iter().filter(|e| e.flow != EMPTY).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> FlowKey {
+        let mut k = FlowKey::ZERO;
+        k.b[8] = n;
+        k
+    }
+
+    #[test]
+    fn hit_after_insert_and_both_ways_used() {
+        let mut emc = Emc::new(8, 1);
+        emc.insert(&key(1), 5, 10, 0);
+        emc.insert(&key(2), 5, 11, 0);
+        assert_eq!(emc.lookup(&key(1), 5), Some(EmcHit { flow: 10, gen: 0 }));
+        assert_eq!(emc.lookup(&key(2), 5), Some(EmcHit { flow: 11, gen: 0 }));
+        assert_eq!(emc.lookup(&key(3), 5), None);
+        emc.remove(&key(1), 5);
+        assert_eq!(emc.lookup(&key(1), 5), None);
+    }
+
+    #[test]
+    fn insertion_probability() {
+        let mut never = Emc::new(1024, 0);
+        let mut some = Emc::new(1 << 16, 10);
+        for i in 0..1000u32 {
+            let mut k = FlowKey::ZERO;
+            k.b[32..36].copy_from_slice(&i.to_be_bytes());
+            never.maybe_insert(&k, i.wrapping_mul(2654435761), 1, 0);
+            some.maybe_insert(&k, i.wrapping_mul(2654435761), 1, 0);
+        }
+        assert_eq!(never.len(), 0);
+        assert!((50..200).contains(&some.len()), "{}", some.len());
+    }
+}

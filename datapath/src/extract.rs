@@ -1,0 +1,357 @@
+//! Flow key extraction: parses L2–L4 of a packet once into a [`FlowKey`],
+//! records the L3/L4 offsets in the packet's metadata and computes the flow
+//! hash.
+//!
+//! Truncated or malformed headers end parsing where they start: the key
+//! keeps what came before (a valid, shorter key) and a counter moves.
+
+use crate::hash;
+use crate::key::{self, ofs, FlowKey, FRAG_ANY, FRAG_LATER, VLAN_CFI};
+use crate::packet::{Packet, NO_OFS};
+
+/// Counts of packets whose headers ended early or did not make sense.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExtractStats {
+    /// A header was cut short by the end of the frame.
+    pub truncated: u64,
+    /// A header was present but invalid (bad version, length, options).
+    pub malformed: u64,
+}
+
+/// The first `N` bytes of `d` from `at`, as an array (no panics).
+#[inline(always)]
+fn arr<const N: usize>(d: &[u8], at: usize) -> Option<&[u8; N]> {
+    d.get(at..at.checked_add(N)?)?.try_into().ok()
+}
+
+#[inline(always)]
+fn be16(b: [u8; 2]) -> u16 {
+    u16::from_be_bytes(b)
+}
+
+/// Extracts the key of `pkt` into `key` and returns (and stores in the
+/// packet's metadata) the flow hash.
+#[inline]
+pub fn extract(pkt: &mut Packet, key: &mut FlowKey, stats: &mut ExtractStats) -> u32 {
+    *key = FlowKey::ZERO;
+    let m = pkt.meta();
+    key.set_in_port(m.in_port);
+    key.set_recirc_id(m.recirc_id);
+    let tunnel = m.tunnel.is_present();
+    if tunnel {
+        let t = &m.tunnel;
+        key.set_bytes(ofs::TUN_ID, &t.tun_id.to_be_bytes());
+        key.set_bytes(ofs::TUN_SRC, &t.ipv4_src);
+        key.set_bytes(ofs::TUN_DST, &t.ipv4_dst);
+        key.set_bytes(ofs::TUN_IPV6_SRC, &t.ipv6_src);
+        key.set_bytes(ofs::TUN_IPV6_DST, &t.ipv6_dst);
+        key.set_be16(ofs::TUN_FLAGS, t.flags);
+        key.b[ofs::TUN_TOS] = t.tos;
+        key.b[ofs::TUN_TTL] = t.ttl;
+    }
+    let (l3, l4) = parse(pkt.data(), key, stats);
+    let h = hash::key_hash(key, tunnel);
+    let m = pkt.meta_mut();
+    m.l3_ofs = l3;
+    m.l4_ofs = l4;
+    m.hash = h;
+    h
+}
+
+/// Parses `d` into `key`; returns the L3 and L4 offsets.
+#[inline(always)]
+fn parse(d: &[u8], key: &mut FlowKey, stats: &mut ExtractStats) -> (u16, u16) {
+    let Some(eth) = arr::<14>(d, 0) else {
+        stats.truncated += 1;
+        return (NO_OFS, NO_OFS);
+    };
+    key.b[ofs::DL_DST..ofs::DL_DST + 6].copy_from_slice(&eth[0..6]);
+    key.b[ofs::DL_SRC..ofs::DL_SRC + 6].copy_from_slice(&eth[6..12]);
+    let mut eth_type = be16([eth[12], eth[13]]);
+    let mut at = 14;
+
+    // Up to two VLAN tags (QinQ); a third stays payload, as in OVS.
+    let mut n_vlans = 0;
+    while (eth_type == key::ETH_TYPE_VLAN || eth_type == key::ETH_TYPE_VLAN_8021AD) && n_vlans < 2 {
+        let Some(tag) = arr::<4>(d, at) else {
+            stats.truncated += 1;
+            key.set_be16(ofs::DL_TYPE, eth_type);
+            return (NO_OFS, NO_OFS);
+        };
+        let slot = if n_vlans == 0 {
+            ofs::VLAN_TCI
+        } else {
+            ofs::VLAN2_TCI
+        };
+        key.set_be16(slot, be16([tag[0], tag[1]]) | VLAN_CFI);
+        eth_type = be16([tag[2], tag[3]]);
+        at += 4;
+        n_vlans += 1;
+    }
+
+    if eth_type < 0x600 {
+        // 802.3 length field: only LLC/SNAP with a zero OUI carries an ethertype
+        // (and only if it is one, not another length: as OVS).
+        match arr::<8>(d, at) {
+            Some(s) if s[..6] == [0xaa, 0xaa, 0x03, 0, 0, 0] && be16([s[6], s[7]]) >= 0x600 => {
+                eth_type = be16([s[6], s[7]]);
+                at += 8;
+            }
+            _ => {
+                key.set_be16(ofs::DL_TYPE, key::DL_TYPE_NONE);
+                return (NO_OFS, NO_OFS);
+            }
+        }
+    }
+    key.set_be16(ofs::DL_TYPE, eth_type);
+
+    let l3 = &d[at.min(d.len())..];
+    let l4 = match eth_type {
+        key::ETH_TYPE_IP => parse_ipv4(l3, key, stats),
+        key::ETH_TYPE_IPV6 => parse_ipv6(l3, key, stats),
+        key::ETH_TYPE_ARP | key::ETH_TYPE_RARP => {
+            parse_arp(l3, key, stats);
+            None
+        }
+        _ => return (at as u16, NO_OFS),
+    };
+    match l4 {
+        Some(l4) => (at as u16, (at + l4) as u16),
+        None => (at as u16, NO_OFS),
+    }
+}
+
+/// Returns the L4 offset within `d`, if there is an L4 header to look at.
+#[inline(always)]
+fn parse_ipv4(d: &[u8], key: &mut FlowKey, stats: &mut ExtractStats) -> Option<usize> {
+    let Some(h) = arr::<20>(d, 0) else {
+        stats.truncated += 1;
+        return None;
+    };
+    let ihl = (h[0] & 0x0f) as usize * 4;
+    if h[0] >> 4 != 4 || ihl < 20 {
+        stats.malformed += 1;
+        return None;
+    }
+    let tot_len = be16([h[2], h[3]]) as usize;
+    if tot_len > d.len() || ihl > tot_len {
+        if ihl > tot_len {
+            stats.malformed += 1;
+        } else {
+            stats.truncated += 1;
+        }
+        return None;
+    }
+    key.b[ofs::NW_SRC..ofs::NW_SRC + 8].copy_from_slice(&h[12..20]);
+    key.b[ofs::NW_PROTO] = h[9];
+    key.b[ofs::NW_TOS] = h[1];
+    key.b[ofs::NW_TTL] = h[8];
+    let frag_off = be16([h[6], h[7]]);
+    if frag_off & 0x3fff != 0 {
+        let later = frag_off & 0x1fff != 0;
+        key.b[ofs::NW_FRAG] = FRAG_ANY | if later { FRAG_LATER } else { 0 };
+        if later {
+            return None;
+        }
+    }
+    // `d[..tot_len]` drops Ethernet padding.
+    parse_l4(h[9], &d[ihl..tot_len], key, stats).then_some(ihl)
+}
+
+/// Parses the L4 header; false if there is none to point at.
+#[inline(always)]
+fn parse_l4(proto: u8, d: &[u8], key: &mut FlowKey, stats: &mut ExtractStats) -> bool {
+    match proto {
+        key::IPPROTO_TCP => {
+            let Some(t) = arr::<20>(d, 0) else {
+                stats.truncated += 1;
+                return false;
+            };
+            let doff = (t[12] >> 4) as usize * 4;
+            if doff < 20 || doff > d.len() {
+                stats.malformed += 1;
+                return false;
+            }
+            key.b[ofs::TP_SRC..ofs::TP_SRC + 4].copy_from_slice(&t[0..4]);
+            key.set_be16(ofs::TCP_FLAGS, be16([t[12], t[13]]) & 0x0fff);
+        }
+        key::IPPROTO_UDP => {
+            let Some(u) = arr::<8>(d, 0) else {
+                stats.truncated += 1;
+                return false;
+            };
+            key.b[ofs::TP_SRC..ofs::TP_SRC + 4].copy_from_slice(&u[0..4]);
+        }
+        key::IPPROTO_SCTP => {
+            let Some(s) = arr::<12>(d, 0) else {
+                stats.truncated += 1;
+                return false;
+            };
+            key.b[ofs::TP_SRC..ofs::TP_SRC + 4].copy_from_slice(&s[0..4]);
+        }
+        key::IPPROTO_ICMP => {
+            let Some(i) = arr::<8>(d, 0) else {
+                stats.truncated += 1;
+                return false;
+            };
+            key.b[ofs::TP_SRC + 1] = i[0];
+            key.b[ofs::TP_DST + 1] = i[1];
+        }
+        _ => return false,
+    }
+    true
+}
+
+const IPV6_NEXTHDR_HOP: u8 = 0;
+const IPV6_NEXTHDR_ROUTING: u8 = 43;
+const IPV6_NEXTHDR_FRAGMENT: u8 = 44;
+const IPV6_NEXTHDR_AH: u8 = 51;
+const IPV6_NEXTHDR_DEST: u8 = 60;
+/// Extension headers followed before giving up on reaching L4.
+const IPV6_MAX_EXT_HEADERS: usize = 16;
+
+#[inline(always)]
+fn parse_ipv6(d: &[u8], key: &mut FlowKey, stats: &mut ExtractStats) -> Option<usize> {
+    let Some(h) = arr::<40>(d, 0) else {
+        stats.truncated += 1;
+        return None;
+    };
+    if h[0] >> 4 != 6 {
+        stats.malformed += 1;
+        return None;
+    }
+    let end = 40 + be16([h[4], h[5]]) as usize;
+    if end > d.len() {
+        stats.truncated += 1;
+        return None;
+    }
+    let d = &d[..end];
+    let vtcfl = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+    key.b[ofs::NW_TOS] = (vtcfl >> 20) as u8;
+    key.set_be32(ofs::IPV6_LABEL, vtcfl & 0x000f_ffff);
+    key.b[ofs::NW_TTL] = h[7];
+    key.b[ofs::IPV6_SRC..ofs::IPV6_SRC + 32].copy_from_slice(&h[8..40]);
+
+    let mut nh = h[6];
+    let mut at = 40;
+    for _ in 0..IPV6_MAX_EXT_HEADERS {
+        let len = match nh {
+            IPV6_NEXTHDR_HOP | IPV6_NEXTHDR_ROUTING | IPV6_NEXTHDR_DEST | IPV6_NEXTHDR_AH => {
+                let Some(e) = arr::<2>(d, at) else {
+                    stats.truncated += 1;
+                    key.b[ofs::NW_PROTO] = nh;
+                    return None;
+                };
+                let len = if nh == IPV6_NEXTHDR_AH {
+                    (e[1] as usize + 2) * 4
+                } else {
+                    (e[1] as usize + 1) * 8
+                };
+                nh = e[0];
+                len
+            }
+            IPV6_NEXTHDR_FRAGMENT => {
+                let Some(f) = arr::<8>(d, at) else {
+                    stats.truncated += 1;
+                    key.b[ofs::NW_PROTO] = nh;
+                    return None;
+                };
+                let later = be16([f[2], f[3]]) & 0xfff8 != 0;
+                key.b[ofs::NW_FRAG] = FRAG_ANY | if later { FRAG_LATER } else { 0 };
+                nh = f[0];
+                if later {
+                    key.b[ofs::NW_PROTO] = nh;
+                    return None;
+                }
+                8
+            }
+            _ => break,
+        };
+        if at + len > d.len() {
+            stats.truncated += 1;
+            key.b[ofs::NW_PROTO] = nh;
+            return None;
+        }
+        at += len;
+    }
+    key.b[ofs::NW_PROTO] = nh;
+    let l4 = &d[at..];
+    if nh == key::IPPROTO_ICMPV6 {
+        return parse_icmpv6(l4, key, stats).then_some(at);
+    }
+    parse_l4(nh, l4, key, stats).then_some(at)
+}
+
+const ND_NEIGHBOR_SOLICIT: u8 = 135;
+const ND_NEIGHBOR_ADVERT: u8 = 136;
+const ND_OPT_SOURCE_LINKADDR: u8 = 1;
+const ND_OPT_TARGET_LINKADDR: u8 = 2;
+
+fn parse_icmpv6(d: &[u8], key: &mut FlowKey, stats: &mut ExtractStats) -> bool {
+    let Some(i) = arr::<4>(d, 0) else {
+        stats.truncated += 1;
+        return false;
+    };
+    key.b[ofs::TP_SRC + 1] = i[0];
+    key.b[ofs::TP_DST + 1] = i[1];
+    if i[1] != 0 || (i[0] != ND_NEIGHBOR_SOLICIT && i[0] != ND_NEIGHBOR_ADVERT) {
+        return true;
+    }
+    let Some(target) = arr::<16>(d, 8) else {
+        stats.truncated += 1;
+        return true;
+    };
+    key.b[ofs::ND_TARGET..ofs::ND_TARGET + 16].copy_from_slice(target);
+    // Options: at most one link-layer address of the kind the message carries.
+    let mut opts = &d[24..];
+    while !opts.is_empty() {
+        let Some(o) = arr::<8>(opts, 0) else {
+            return nd_invalid(key, stats);
+        };
+        let len = o[1] as usize * 8;
+        if len == 0 || len > opts.len() {
+            return nd_invalid(key, stats);
+        }
+        let slot = match (o[0], i[0]) {
+            (ND_OPT_SOURCE_LINKADDR, ND_NEIGHBOR_SOLICIT) => Some(ofs::ARP_SHA),
+            (ND_OPT_TARGET_LINKADDR, ND_NEIGHBOR_ADVERT) => Some(ofs::ARP_THA),
+            _ => None,
+        };
+        if let Some(slot) = slot {
+            if len != 8 || key.b[slot..slot + 6] != [0; 6] {
+                return nd_invalid(key, stats);
+            }
+            key.b[slot..slot + 6].copy_from_slice(&o[2..8]);
+        }
+        opts = &opts[len..];
+    }
+    true
+}
+
+/// A malformed ND message keeps its ICMPv6 type/code but no ND fields (as OVS).
+fn nd_invalid(key: &mut FlowKey, stats: &mut ExtractStats) -> bool {
+    stats.malformed += 1;
+    key.b[ofs::ND_TARGET..ofs::ND_TARGET + 16].fill(0);
+    key.b[ofs::ARP_SHA..ofs::ARP_SHA + 6].fill(0);
+    key.b[ofs::ARP_THA..ofs::ARP_THA + 6].fill(0);
+    true
+}
+
+fn parse_arp(d: &[u8], key: &mut FlowKey, stats: &mut ExtractStats) {
+    let Some(a) = arr::<28>(d, 0) else {
+        stats.truncated += 1;
+        return;
+    };
+    if be16([a[0], a[1]]) != 1 || be16([a[2], a[3]]) != key::ETH_TYPE_IP || a[4] != 6 || a[5] != 4 {
+        stats.malformed += 1;
+        return;
+    }
+    let op = be16([a[6], a[7]]);
+    if op <= 0xff {
+        key.b[ofs::NW_PROTO] = op as u8;
+    }
+    key.b[ofs::ARP_SHA..ofs::ARP_SHA + 6].copy_from_slice(&a[8..14]);
+    key.b[ofs::NW_SRC..ofs::NW_SRC + 4].copy_from_slice(&a[14..18]);
+    key.b[ofs::ARP_THA..ofs::ARP_THA + 6].copy_from_slice(&a[18..24]);
+    key.b[ofs::NW_DST..ofs::NW_DST + 4].copy_from_slice(&a[24..28]);
+}

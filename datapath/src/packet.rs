@@ -1,0 +1,547 @@
+//! Packet buffers, the pool they come from, and batches of packets.
+//!
+//! A pool is one memory region allocated up front (2 MB hugepages when asked,
+//! so that a NIC can DMA into it; plain pages otherwise) and cut into
+//! fixed-size slots: per slot, the packet's metadata, then headroom for
+//! tunnel headers, then room for a frame. A [`Packet`] owns one slot and
+//! gives it back to the pool's lock-free free list when dropped; nothing is
+//! allocated per packet.
+
+use std::ptr::NonNull;
+
+use thiserror::Error;
+
+use crate::ring::IndexRing;
+
+/// Bytes reserved in front of a received frame for headers pushed later
+/// (VXLAN over IPv6 plus a VLAN tag plus a virtio-net header fit).
+pub const HEADROOM: usize = 192;
+/// Largest frame a buffer holds.
+pub const DATA_ROOM: usize = 2048;
+/// Packets in a batch (OVS's `NETDEV_MAX_BURST`).
+pub const BATCH_SIZE: usize = 32;
+/// Value of `l3_ofs`/`l4_ofs` when the packet has no such header.
+pub const NO_OFS: u16 = u16::MAX;
+
+const META_SIZE: usize = 128;
+const BUF_SIZE: usize = HEADROOM + DATA_ROOM;
+/// Bytes per pool slot (a multiple of the cache line size).
+pub const SLOT_SIZE: usize = META_SIZE + BUF_SIZE;
+const HUGEPAGE_SIZE: usize = 2 << 20;
+
+/// Tunnel metadata of a decapsulated packet (or to encapsulate with).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TunnelMeta {
+    pub tun_id: u64,
+    pub ipv4_src: [u8; 4],
+    pub ipv4_dst: [u8; 4],
+    pub ipv6_src: [u8; 16],
+    pub ipv6_dst: [u8; 16],
+    pub tos: u8,
+    pub ttl: u8,
+    /// `key::TUN_FLAG_PRESENT` set when the packet came out of a tunnel.
+    pub flags: u16,
+    pub tp_src: u16,
+    pub tp_dst: u16,
+}
+
+impl TunnelMeta {
+    pub fn is_present(&self) -> bool {
+        self.flags & crate::key::TUN_FLAG_PRESENT != 0
+    }
+}
+
+/// Per-packet metadata, kept in the slot in front of the buffer.
+#[repr(C, align(64))]
+pub struct PacketMeta {
+    /// Datapath port the packet arrived on.
+    pub in_port: u32,
+    pub recirc_id: u32,
+    /// Flow hash (valid after key extraction).
+    pub hash: u32,
+    /// Offsets of the L3 and L4 headers from the start of the data, or [`NO_OFS`].
+    pub l3_ofs: u16,
+    pub l4_ofs: u16,
+    pub tunnel: TunnelMeta,
+    data_off: u16,
+    len: u16,
+    idx: u32,
+    pool: *const PoolShared,
+}
+
+const _: () = assert!(std::mem::size_of::<PacketMeta>() <= META_SIZE);
+const _: () = assert!(SLOT_SIZE.is_multiple_of(64));
+
+/// Why a pool could not be created.
+#[derive(Debug, Error)]
+pub enum PoolError {
+    /// Not enough free 2 MB hugepages for the pool.
+    #[error("cannot allocate {mb} MB of hugepages for the packet pool ({source}); reserve more in /proc/sys/vm/nr_hugepages")]
+    NoHugepages { mb: usize, source: std::io::Error },
+    /// The pool memory could not be mapped.
+    #[error("cannot allocate {mb} MB for the packet pool: {source}")]
+    NoMemory { mb: usize, source: std::io::Error },
+    /// A pool needs at least one buffer and at most 2^31.
+    #[error("invalid packet pool size {0}")]
+    BadSize(usize),
+}
+
+struct PoolShared {
+    base: NonNull<u8>,
+    map_len: usize,
+    n: usize,
+    hugepages: bool,
+    free: IndexRing,
+}
+
+// SAFETY: the region behind `base` is only reached through `Packet`s, each of
+// which owns its slot exclusively; the free list is a lock-free ring.
+unsafe impl Send for PoolShared {}
+// SAFETY: as above; shared access only touches the atomic free list.
+unsafe impl Sync for PoolShared {}
+
+/// A pool of packet buffers.
+pub struct PacketPool {
+    shared: NonNull<PoolShared>,
+}
+
+// SAFETY: `PoolShared` is Send + Sync; the handle is a pointer to it.
+unsafe impl Send for PacketPool {}
+// SAFETY: as above.
+unsafe impl Sync for PacketPool {}
+
+impl PacketPool {
+    /// Allocates `n` buffers, backed by hugepages if `hugepages`.
+    pub fn new(n: usize, hugepages: bool) -> Result<PacketPool, PoolError> {
+        if n == 0 || n > (1 << 31) {
+            return Err(PoolError::BadSize(n));
+        }
+        let page = if hugepages { HUGEPAGE_SIZE } else { 4096 };
+        let map_len = (n * SLOT_SIZE).div_ceil(page) * page;
+        let mut flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE;
+        if hugepages {
+            flags |= libc::MAP_HUGETLB;
+        }
+        // SAFETY: an anonymous mapping at an address of the kernel's choosing;
+        // no existing memory is affected. The result is checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            let source = std::io::Error::last_os_error();
+            let mb = map_len >> 20;
+            return Err(if hugepages {
+                PoolError::NoHugepages { mb, source }
+            } else {
+                PoolError::NoMemory { mb, source }
+            });
+        }
+        let base = NonNull::new(p.cast::<u8>()).ok_or(PoolError::BadSize(n))?;
+        let free = IndexRing::new(n);
+        for i in 0..n {
+            free.push_not_full(i as u32);
+        }
+        let shared = Box::new(PoolShared {
+            base,
+            map_len,
+            n,
+            hugepages,
+            free,
+        });
+        Ok(PacketPool {
+            shared: NonNull::from(Box::leak(shared)),
+        })
+    }
+
+    fn shared(&self) -> &PoolShared {
+        // SAFETY: `shared` came from a leaked Box and is freed only in `drop`
+        // of the one handle, when no packet refers to it.
+        unsafe { self.shared.as_ref() }
+    }
+
+    /// A fresh, empty packet with [`HEADROOM`] bytes of headroom, or `None`
+    /// when every buffer is in use.
+    #[inline]
+    pub fn alloc(&self) -> Option<Packet> {
+        let shared = self.shared();
+        let idx = shared.free.pop()?;
+        let meta = shared.slot(idx);
+        // SAFETY: the index came off the free list, so no other Packet owns
+        // this slot; the slot is inside the mapping and 64-byte aligned.
+        unsafe {
+            meta.as_ptr().write(PacketMeta {
+                in_port: 0,
+                recirc_id: 0,
+                hash: 0,
+                l3_ofs: NO_OFS,
+                l4_ofs: NO_OFS,
+                tunnel: TunnelMeta::default(),
+                data_off: HEADROOM as u16,
+                len: 0,
+                idx,
+                pool: self.shared.as_ptr(),
+            });
+        }
+        Some(Packet { meta })
+    }
+
+    /// A packet holding a copy of `frame` (`None` if the pool is empty or the
+    /// frame does not fit a buffer).
+    pub fn packet_from(&self, frame: &[u8]) -> Option<Packet> {
+        let mut p = self.alloc()?;
+        p.set_data(frame).ok()?;
+        Some(p)
+    }
+
+    /// Buffers not in use.
+    pub fn available(&self) -> usize {
+        self.shared().free.len()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.shared().n
+    }
+
+    pub fn is_hugepage_backed(&self) -> bool {
+        self.shared().hugepages
+    }
+
+    /// The pool's memory region (for DMA mapping).
+    pub fn region(&self) -> (*const u8, usize) {
+        let s = self.shared();
+        (s.base.as_ptr(), s.map_len)
+    }
+}
+
+impl Drop for PacketPool {
+    fn drop(&mut self) {
+        let s = self.shared();
+        if s.free.len() != s.n {
+            // Packets are still out (held by a port or another thread): they
+            // point at this pool, so it stays mapped for the life of the process.
+            return;
+        }
+        // SAFETY: every buffer is back on the free list, so no Packet refers
+        // to the pool and no new one can be made (this is the only handle).
+        unsafe {
+            let shared = Box::from_raw(self.shared.as_ptr());
+            libc::munmap(shared.base.as_ptr().cast(), shared.map_len);
+        }
+    }
+}
+
+impl PoolShared {
+    #[inline]
+    fn slot(&self, idx: u32) -> NonNull<PacketMeta> {
+        debug_assert!((idx as usize) < self.n);
+        // SAFETY: idx < n, so the slot lies inside the mapping of n * SLOT_SIZE bytes.
+        unsafe { NonNull::new_unchecked(self.base.as_ptr().add(idx as usize * SLOT_SIZE).cast()) }
+    }
+}
+
+/// Why packet data could not be changed.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum PacketError {
+    /// Not enough head or tail room.
+    #[error("packet buffer too small ({need} bytes needed)")]
+    NoRoom { need: usize },
+}
+
+/// A packet: an owned buffer slot of a [`PacketPool`].
+pub struct Packet {
+    meta: NonNull<PacketMeta>,
+}
+
+// SAFETY: a Packet owns its slot exclusively; moving it to another thread
+// moves that ownership. The pool free list it returns to is thread-safe.
+unsafe impl Send for Packet {}
+
+impl Packet {
+    #[inline(always)]
+    pub fn meta(&self) -> &PacketMeta {
+        // SAFETY: the slot is owned by this Packet and initialised by `alloc`.
+        unsafe { self.meta.as_ref() }
+    }
+
+    #[inline(always)]
+    pub fn meta_mut(&mut self) -> &mut PacketMeta {
+        // SAFETY: as in `meta`, and `&mut self` makes the access exclusive.
+        unsafe { self.meta.as_mut() }
+    }
+
+    #[inline(always)]
+    fn buf(&self) -> *mut u8 {
+        // SAFETY: the buffer follows the metadata inside the same slot.
+        unsafe { self.meta.as_ptr().cast::<u8>().add(META_SIZE) }
+    }
+
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.meta().len as usize
+    }
+
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.meta().len == 0
+    }
+
+    #[inline(always)]
+    pub fn data(&self) -> &[u8] {
+        let m = self.meta();
+        // SAFETY: data_off + len <= BUF_SIZE is an invariant of every method
+        // that changes them; the bytes belong to this Packet's slot.
+        unsafe { std::slice::from_raw_parts(self.buf().add(m.data_off as usize), m.len as usize) }
+    }
+
+    #[inline(always)]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let (off, len) = (self.meta().data_off as usize, self.meta().len as usize);
+        // SAFETY: as in `data`; `&mut self` makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.buf().add(off), len) }
+    }
+
+    pub fn headroom(&self) -> usize {
+        self.meta().data_off as usize
+    }
+
+    pub fn tailroom(&self) -> usize {
+        BUF_SIZE - self.meta().data_off as usize - self.meta().len as usize
+    }
+
+    /// Replaces the data by `frame`, with the default headroom.
+    pub fn set_data(&mut self, frame: &[u8]) -> Result<(), PacketError> {
+        if frame.len() > DATA_ROOM {
+            return Err(PacketError::NoRoom { need: frame.len() });
+        }
+        let m = self.meta_mut();
+        m.data_off = HEADROOM as u16;
+        m.len = frame.len() as u16;
+        self.data_mut().copy_from_slice(frame);
+        Ok(())
+    }
+
+    /// Grows the data by `n` bytes at the front; returns the whole data.
+    #[inline]
+    pub fn push_front(&mut self, n: usize) -> Result<&mut [u8], PacketError> {
+        let m = self.meta_mut();
+        if (m.data_off as usize) < n {
+            return Err(PacketError::NoRoom { need: n });
+        }
+        m.data_off -= n as u16;
+        m.len += n as u16;
+        Ok(self.data_mut())
+    }
+
+    /// Drops `n` bytes from the front.
+    #[inline]
+    pub fn pull_front(&mut self, n: usize) -> Result<(), PacketError> {
+        let m = self.meta_mut();
+        if (m.len as usize) < n {
+            return Err(PacketError::NoRoom { need: n });
+        }
+        m.data_off += n as u16;
+        m.len -= n as u16;
+        Ok(())
+    }
+
+    /// Grows the data by `n` bytes at the end; returns the new bytes.
+    pub fn extend(&mut self, n: usize) -> Result<&mut [u8], PacketError> {
+        if self.tailroom() < n {
+            return Err(PacketError::NoRoom { need: n });
+        }
+        let old = self.len();
+        self.meta_mut().len += n as u16;
+        Ok(&mut self.data_mut()[old..])
+    }
+
+    /// Shortens the data to `len` bytes (no-op if already shorter).
+    pub fn truncate(&mut self, len: usize) {
+        if len < self.len() {
+            self.meta_mut().len = len as u16;
+        }
+    }
+
+    /// A copy of this packet (data and metadata) in a new buffer of the same pool.
+    pub fn try_clone(&self) -> Option<Packet> {
+        // SAFETY: the pool outlives every packet taken from it (see PacketPool::drop).
+        let shared = unsafe { &*self.meta().pool };
+        let idx = shared.free.pop()?;
+        let dst = shared.slot(idx);
+        let m = self.meta();
+        // SAFETY: `dst` is a free slot now owned by the new packet; source and
+        // destination slots are distinct, and both ranges lie in their slots.
+        unsafe {
+            dst.as_ptr().write(PacketMeta {
+                in_port: m.in_port,
+                recirc_id: m.recirc_id,
+                hash: m.hash,
+                l3_ofs: m.l3_ofs,
+                l4_ofs: m.l4_ofs,
+                tunnel: m.tunnel,
+                data_off: m.data_off,
+                len: m.len,
+                idx,
+                pool: m.pool,
+            });
+            let dbuf = dst
+                .as_ptr()
+                .cast::<u8>()
+                .add(META_SIZE + m.data_off as usize);
+            std::ptr::copy_nonoverlapping(
+                self.buf().add(m.data_off as usize),
+                dbuf,
+                m.len as usize,
+            );
+        }
+        Some(Packet { meta: dst })
+    }
+}
+
+impl Drop for Packet {
+    #[inline]
+    fn drop(&mut self) {
+        let m = self.meta();
+        // SAFETY: the pool outlives every packet taken from it (see PacketPool::drop).
+        let shared = unsafe { &*m.pool };
+        shared.free.push_not_full(m.idx);
+    }
+}
+
+impl std::fmt::Debug for Packet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Packet(in_port={}, len={})",
+            self.meta().in_port,
+            self.len()
+        )
+    }
+}
+
+/// Up to [`BATCH_SIZE`] packets moving through the datapath together.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pkts: Vec<Packet>,
+}
+
+impl Batch {
+    pub fn new() -> Batch {
+        Batch {
+            pkts: Vec::with_capacity(BATCH_SIZE),
+        }
+    }
+
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.pkts.len()
+    }
+
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.pkts.is_empty()
+    }
+
+    #[inline(always)]
+    pub fn is_full(&self) -> bool {
+        self.pkts.len() >= BATCH_SIZE
+    }
+
+    /// Adds a packet; hands it back when the batch is full.
+    #[inline(always)]
+    pub fn push(&mut self, p: Packet) -> Result<(), Packet> {
+        if self.is_full() {
+            return Err(p);
+        }
+        self.pkts.push(p);
+        Ok(())
+    }
+
+    #[inline(always)]
+    pub fn packets(&self) -> &[Packet] {
+        &self.pkts
+    }
+
+    #[inline(always)]
+    pub fn packets_mut(&mut self) -> &mut [Packet] {
+        &mut self.pkts
+    }
+
+    /// Removes and yields every packet (keeps the capacity).
+    #[inline(always)]
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Packet> {
+        self.pkts.drain(..)
+    }
+
+    pub fn pop(&mut self) -> Option<Packet> {
+        self.pkts.pop()
+    }
+
+    /// Drops every packet (their buffers go back to their pools).
+    pub fn clear(&mut self) {
+        self.pkts.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alloc_free_and_headroom() {
+        let pool = PacketPool::new(4, false).unwrap();
+        let mut p = pool.packet_from(&[1, 2, 3]).unwrap();
+        assert_eq!(p.data(), &[1, 2, 3]);
+        assert_eq!(p.headroom(), HEADROOM);
+        assert_eq!(pool.available(), 3);
+        p.push_front(2).unwrap().copy_from_slice(&[9, 8, 1, 2, 3]);
+        assert_eq!(p.data(), &[9, 8, 1, 2, 3]);
+        p.pull_front(4).unwrap();
+        assert_eq!(p.data(), &[3]);
+        assert!(p.push_front(HEADROOM + 10).is_err());
+        let c = p.try_clone().unwrap();
+        assert_eq!(c.data(), &[3]);
+        assert_eq!(pool.available(), 2);
+        drop((p, c));
+        assert_eq!(pool.available(), 4);
+    }
+
+    #[test]
+    fn exhaustion_is_reported_not_fatal() {
+        let pool = PacketPool::new(2, false).unwrap();
+        let a = pool.alloc().unwrap();
+        let _b = pool.alloc().unwrap();
+        assert!(pool.alloc().is_none());
+        assert!(a.try_clone().is_none());
+        drop(a);
+        assert!(pool.alloc().is_some());
+        assert!(pool.packet_from(&[0u8; DATA_ROOM + 1]).is_none());
+    }
+
+    #[test]
+    fn packets_may_outlive_the_pool_handle() {
+        let pool = PacketPool::new(2, false).unwrap();
+        let p = pool.packet_from(&[7; 60]).unwrap();
+        drop(pool);
+        assert_eq!(p.data()[59], 7);
+        drop(p);
+    }
+
+    #[test]
+    fn batch_is_bounded() {
+        let pool = PacketPool::new(BATCH_SIZE + 1, false).unwrap();
+        let mut b = Batch::new();
+        for _ in 0..BATCH_SIZE {
+            b.push(pool.alloc().unwrap()).unwrap();
+        }
+        assert!(b.push(pool.alloc().unwrap()).is_err());
+        b.clear();
+        assert_eq!(pool.available(), BATCH_SIZE + 1);
+    }
+}

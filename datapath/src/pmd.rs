@@ -1,0 +1,895 @@
+//! Poll-mode driver threads. A PMD owns its rx queues, its EMC, its
+//! megaflows, its output batches and its counters; per packet it takes no
+//! lock, allocates nothing and makes no syscall.
+//!
+//! Per batch: extract keys and hashes, look each up in the EMC, then in the
+//! megaflow classifier, then upcall; group packets by megaflow (keeping each
+//! flow's order) and run each group's actions once; send output batches.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::actions::{self, DpAction};
+use crate::dpcls::{FlowCounters, Megaflow, Megaflows, DEFAULT_MAX_FLOWS};
+use crate::emc::{Emc, DEFAULT_EMC_ENTRIES, DEFAULT_INSERT_INV_PROB};
+use crate::extract::{extract, ExtractStats};
+use crate::key::{ofs, FlowKey};
+use crate::netdev::{RxQueue, TxQueue};
+use crate::packet::{Batch, Packet, BATCH_SIZE};
+use crate::upcall::Upcall;
+
+/// Tunables of a PMD thread (OVS's `other_config` names in comments).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PmdConfig {
+    pub emc_entries: usize,
+    /// `emc-insert-inv-prob`: insert one EMC miss in N (0 disables the EMC).
+    pub emc_insert_inv_prob: u32,
+    /// Megaflow limit per thread.
+    pub max_flows: usize,
+    /// `pmd-sleep-max` (µs): longest sleep per idle iteration (0: busy-poll).
+    pub sleep_max_us: u64,
+}
+
+impl Default for PmdConfig {
+    fn default() -> Self {
+        PmdConfig {
+            emc_entries: DEFAULT_EMC_ENTRIES,
+            emc_insert_inv_prob: DEFAULT_INSERT_INV_PROB,
+            max_flows: DEFAULT_MAX_FLOWS,
+            sleep_max_us: 0,
+        }
+    }
+}
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+        /// Counters of one PMD thread (`pmd-stats-show`).
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct PmdCounters { $( $(#[$doc])* pub $name: u64, )* }
+
+        /// The counters as other threads read them (written only by the PMD).
+        #[derive(Default)]
+        struct SharedCounters { $( $name: AtomicU64, )* }
+
+        impl SharedCounters {
+            fn publish(&self, c: &PmdCounters) {
+                $( self.$name.store(c.$name, Ordering::Relaxed); )*
+            }
+            fn read(&self) -> PmdCounters {
+                PmdCounters { $( $name: self.$name.load(Ordering::Relaxed), )* }
+            }
+        }
+
+        impl std::ops::AddAssign for PmdCounters {
+            fn add_assign(&mut self, o: PmdCounters) {
+                $( self.$name += o.$name; )*
+            }
+        }
+    };
+}
+
+counters! {
+    /// Packets received.
+    packets,
+    /// Hits in the exact-match cache.
+    emc_hits,
+    /// Hits in the megaflow classifier.
+    megaflow_hits,
+    /// Subtables searched, summed over megaflow hits.
+    megaflow_lookups,
+    /// Misses translated and executed.
+    upcalls_ok,
+    /// Misses that could not be translated (packet dropped).
+    upcalls_failed,
+    /// Upcalls whose megaflow was not installed (flow limit).
+    installs_failed,
+    /// Packets whose actions ended without sending them anywhere.
+    dropped,
+    /// Packets handed to the slow path by a `Userspace` action.
+    slow_path,
+    /// Copies that failed for want of buffers.
+    clone_failed,
+    /// Packets sent to ports.
+    tx_packets,
+    /// Packets for a port this thread has no queue on.
+    tx_no_port,
+    /// Headers cut short.
+    truncated,
+    /// Headers present but invalid.
+    malformed,
+    /// Loop iterations, and those that received packets.
+    iterations,
+    busy_iterations,
+    /// TSC cycles spent in iterations that did / did not receive packets.
+    busy_cycles,
+    idle_cycles,
+    /// Microseconds asked to sleep while idle.
+    sleep_us,
+    /// Megaflows removed by revalidation.
+    revalidated_out,
+}
+
+impl PmdCounters {
+    /// Average subtables searched per megaflow hit.
+    pub fn avg_subtable_lookups(&self) -> f64 {
+        if self.megaflow_hits == 0 {
+            0.0
+        } else {
+            self.megaflow_lookups as f64 / self.megaflow_hits as f64
+        }
+    }
+
+    /// Busy cycles per received packet.
+    pub fn cycles_per_packet(&self) -> f64 {
+        if self.packets == 0 {
+            0.0
+        } else {
+            self.busy_cycles as f64 / self.packets as f64
+        }
+    }
+
+    /// Packets that missed both caches.
+    pub fn misses(&self) -> u64 {
+        self.upcalls_ok + self.upcalls_failed
+    }
+}
+
+/// The instant datapath time counts from.
+pub fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Milliseconds since [`epoch`] (megaflow and rule "used" times).
+pub fn now_ms() -> u64 {
+    epoch().elapsed().as_millis() as u64
+}
+
+/// Reads the CPU's cycle counter.
+#[inline(always)]
+pub fn cycles() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: rdtsc has no preconditions and touches no memory.
+        #[allow(unused_unsafe)]
+        unsafe {
+            core::arch::x86_64::_rdtsc()
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    }
+}
+
+/// A megaflow as `dpctl/dump-flows` shows it.
+#[derive(Clone, Debug)]
+pub struct FlowDump {
+    pub pmd: usize,
+    pub key: FlowKey,
+    pub mask: FlowKey,
+    pub actions: Arc<[DpAction]>,
+    pub counters: FlowCounters,
+}
+
+/// A request from the control thread.
+pub enum PmdCmd {
+    AddRxq {
+        port: u32,
+        queue: Box<dyn RxQueue>,
+    },
+    AddTx {
+        port: u32,
+        queue: Box<dyn TxQueue>,
+    },
+    /// Stop polling and sending on a port (queued output is sent first).
+    RemovePort(u32),
+    /// Remove every megaflow and empty the EMC.
+    FlushFlows,
+    /// Credit every megaflow's traffic to its dependencies now.
+    SyncStats,
+    ClearStats,
+    Configure(PmdConfig),
+    DumpFlows(mpsc::Sender<Vec<FlowDump>>),
+    Quit,
+}
+
+/// The part of a PMD other threads see.
+pub struct PmdShared {
+    pub id: usize,
+    counters: SharedCounters,
+    seen_version: AtomicU64,
+    req: AtomicU64,
+    ack: AtomicU64,
+    exited: AtomicBool,
+    thread: std::sync::OnceLock<std::thread::Thread>,
+}
+
+impl PmdShared {
+    fn new(id: usize) -> PmdShared {
+        PmdShared {
+            id,
+            counters: SharedCounters::default(),
+            seen_version: AtomicU64::new(0),
+            req: AtomicU64::new(0),
+            ack: AtomicU64::new(0),
+            exited: AtomicBool::new(false),
+            thread: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn counters(&self) -> PmdCounters {
+        self.counters.read()
+    }
+
+    /// The decision-input version this thread has revalidated up to.
+    pub fn seen_version(&self) -> u64 {
+        self.seen_version.load(Ordering::Acquire)
+    }
+
+    fn wake(&self) {
+        if let Some(t) = self.thread.get() {
+            t.unpark();
+        }
+    }
+
+    /// Waits until `done()` holds or the thread has exited, waking it meanwhile.
+    fn wait(&self, done: impl Fn() -> bool) {
+        let mut spins = 0u32;
+        while !done() && !self.exited.load(Ordering::Acquire) {
+            self.wake();
+            spins += 1;
+            if spins < 100 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+    }
+
+    /// Waits until the thread will use no decision older than `version`.
+    pub fn wait_version(&self, version: u64) {
+        self.wait(|| self.seen_version() >= version);
+    }
+}
+
+struct RxqState {
+    port: u32,
+    queue: Box<dyn RxQueue>,
+}
+
+struct TxPort {
+    queue: Box<dyn TxQueue>,
+    batch: Batch,
+}
+
+/// Output queues by datapath port number.
+#[derive(Default)]
+struct TxPorts {
+    ports: Vec<Option<TxPort>>,
+    /// Ports with packets waiting.
+    pending: Vec<u32>,
+}
+
+impl TxPorts {
+    #[inline(always)]
+    fn enqueue(&mut self, port: u32, pkt: Packet, c: &mut PmdCounters) {
+        let Some(Some(tp)) = self.ports.get_mut(port as usize) else {
+            c.tx_no_port += 1;
+            return;
+        };
+        if tp.batch.is_empty() {
+            self.pending.push(port);
+        } else if tp.batch.is_full() {
+            c.tx_packets += tp.batch.len() as u64;
+            tp.queue.send(&mut tp.batch);
+        }
+        // Cannot fail: the batch was just emptied if it was full.
+        let _ = tp.batch.push(pkt);
+    }
+
+    fn flush(&mut self, c: &mut PmdCounters) {
+        for port in self.pending.drain(..) {
+            if let Some(Some(tp)) = self.ports.get_mut(port as usize) {
+                if !tp.batch.is_empty() {
+                    c.tx_packets += tp.batch.len() as u64;
+                    tp.queue.send(&mut tp.batch);
+                }
+            }
+        }
+    }
+}
+
+/// Packets of one batch that share a megaflow.
+struct FlowBatch {
+    flow: u32,
+    gen: u32,
+    pkts: Batch,
+    bytes: u64,
+    tcp_flags: u16,
+}
+
+/// Per-megaflow bookkeeping of which flow batch it is in this round.
+#[derive(Default, Clone, Copy)]
+struct BatchTag {
+    epoch: u64,
+    slot: u8,
+}
+
+/// One poll-mode thread's state. Runs on its own thread ([`Pmd::run`]) or
+/// is driven directly ([`Pmd::process`], [`Pmd::poll_once`]) by tests and
+/// benchmarks.
+pub struct Pmd<H: Upcall> {
+    handler: Arc<H>,
+    shared: Arc<PmdShared>,
+    config: PmdConfig,
+    emc: Emc,
+    flows: Megaflows<(H::Deps, BatchTag)>,
+    rxqs: Vec<RxqState>,
+    tx: TxPorts,
+    /// Version of the decision inputs this thread's caches are valid for.
+    version: u64,
+    counters: PmdCounters,
+    extract_stats: ExtractStats,
+    keys: Box<[FlowKey; BATCH_SIZE]>,
+    misses: Vec<(Packet, u8)>,
+    fbs: Vec<FlowBatch>,
+    epoch: u64,
+    rx_batch: Batch,
+    now_ms: u64,
+    last_housekeeping_ms: u64,
+    cmds: Option<mpsc::Receiver<PmdCmd>>,
+    seen_req: u64,
+    idle_sleep_us: u64,
+}
+
+const HOUSEKEEPING_MS: u64 = 1000;
+
+impl<H: Upcall> Pmd<H> {
+    pub fn new(id: usize, handler: Arc<H>, config: PmdConfig) -> Pmd<H> {
+        let version = handler.version();
+        let shared = Arc::new(PmdShared::new(id));
+        shared.seen_version.store(version, Ordering::Release);
+        Pmd {
+            handler,
+            shared,
+            config,
+            emc: Emc::new(config.emc_entries, config.emc_insert_inv_prob),
+            flows: Megaflows::new(config.max_flows),
+            rxqs: Vec::new(),
+            tx: TxPorts::default(),
+            version,
+            counters: PmdCounters::default(),
+            extract_stats: ExtractStats::default(),
+            keys: Box::new([FlowKey::ZERO; BATCH_SIZE]),
+            misses: Vec::with_capacity(BATCH_SIZE),
+            fbs: (0..BATCH_SIZE)
+                .map(|_| FlowBatch {
+                    flow: 0,
+                    gen: 0,
+                    pkts: Batch::new(),
+                    bytes: 0,
+                    tcp_flags: 0,
+                })
+                .collect(),
+            epoch: 0,
+            rx_batch: Batch::new(),
+            now_ms: 0,
+            last_housekeeping_ms: 0,
+            cmds: None,
+            seen_req: 0,
+            idle_sleep_us: 0,
+        }
+    }
+
+    pub fn shared(&self) -> &Arc<PmdShared> {
+        &self.shared
+    }
+
+    pub fn counters(&self) -> PmdCounters {
+        let mut c = self.counters;
+        c.truncated = self.extract_stats.truncated;
+        c.malformed = self.extract_stats.malformed;
+        c
+    }
+
+    pub fn n_megaflows(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn n_subtables(&self) -> usize {
+        self.flows.n_subtables()
+    }
+
+    pub fn emc_len(&self) -> usize {
+        self.emc.len()
+    }
+
+    pub fn add_rxq(&mut self, port: u32, queue: Box<dyn RxQueue>) {
+        self.rxqs.push(RxqState { port, queue });
+    }
+
+    pub fn add_tx(&mut self, port: u32, queue: Box<dyn TxQueue>) {
+        let i = port as usize;
+        if self.tx.ports.len() <= i {
+            self.tx.ports.resize_with(i + 1, || None);
+        }
+        self.tx.ports[i] = Some(TxPort {
+            queue,
+            batch: Batch::new(),
+        });
+    }
+
+    pub fn remove_port(&mut self, port: u32) {
+        self.tx.flush(&mut self.counters);
+        self.rxqs.retain(|r| r.port != port);
+        if let Some(slot) = self.tx.ports.get_mut(port as usize) {
+            *slot = None;
+        }
+    }
+
+    pub fn configure(&mut self, config: PmdConfig) {
+        if config.emc_entries != self.config.emc_entries {
+            self.emc = Emc::new(config.emc_entries, config.emc_insert_inv_prob);
+        }
+        self.emc.set_insert_inv_prob(config.emc_insert_inv_prob);
+        self.flows.set_max_flows(config.max_flows);
+        self.config = config;
+    }
+
+    /// Processes a batch of packets received on datapath port `in_port`
+    /// (the batch is left empty). Output is queued; [`Pmd::flush`] sends it.
+    pub fn process(&mut self, batch: &mut Batch, in_port: u32) {
+        let n = batch.len();
+        if n == 0 {
+            return;
+        }
+        self.epoch += 1;
+        let epoch = self.epoch;
+        self.counters.packets += n as u64;
+        let emc_on = self.config.emc_insert_inv_prob != 0;
+        let mut nfb = 0usize;
+
+        for (i, mut pkt) in batch.drain().enumerate() {
+            pkt.meta_mut().in_port = in_port;
+            let key = &mut self.keys[i];
+            let hash = extract(&mut pkt, key, &mut self.extract_stats);
+            if emc_on {
+                if let Some(hit) = self.emc.lookup(key, hash) {
+                    if let Some(f) = self.flows.get_mut(hit.flow, hit.gen) {
+                        self.counters.emc_hits += 1;
+                        let s = batch_slot(f, epoch, &mut nfb, &mut self.fbs, hit.flow, hit.gen);
+                        add_to_batch(&mut self.fbs[s], pkt, key);
+                        continue;
+                    }
+                }
+            }
+            self.misses.push((pkt, i as u8));
+        }
+
+        if !self.misses.is_empty() {
+            self.handle_misses(epoch, &mut nfb, emc_on);
+        }
+
+        self.now_ms = now_ms();
+        for s in 0..nfb {
+            let fb = &mut self.fbs[s];
+            let Some(f) = self.flows.get_mut(fb.flow, fb.gen) else {
+                self.counters.dropped += fb.pkts.len() as u64;
+                fb.pkts.clear();
+                continue;
+            };
+            let c = &mut f.counters;
+            c.packets += fb.pkts.len() as u64;
+            c.bytes += fb.bytes;
+            c.used_ms = self.now_ms.max(1);
+            c.tcp_flags |= fb.tcp_flags;
+            execute(
+                &f.actions,
+                &mut fb.pkts,
+                &mut self.tx,
+                &*self.handler,
+                &mut self.counters,
+            );
+        }
+    }
+
+    fn handle_misses(&mut self, epoch: u64, nfb: &mut usize, emc_on: bool) {
+        let mut misses = std::mem::take(&mut self.misses);
+        for (pkt, i) in misses.drain(..) {
+            let key = &self.keys[i as usize];
+            if let Some(hit) = self.flows.lookup(key) {
+                self.counters.megaflow_hits += 1;
+                self.counters.megaflow_lookups += hit.lookups as u64;
+                if emc_on {
+                    self.emc
+                        .maybe_insert(key, pkt.meta().hash, hit.flow, hit.gen);
+                }
+                if let Some(f) = self.flows.get_mut(hit.flow, hit.gen) {
+                    let s = batch_slot(f, epoch, nfb, &mut self.fbs, hit.flow, hit.gen);
+                    add_to_batch(&mut self.fbs[s], pkt, key);
+                }
+                continue;
+            }
+            let t = match self.handler.translate(key, &pkt) {
+                Ok(t) => t,
+                Err(_) => {
+                    self.counters.upcalls_failed += 1;
+                    continue;
+                }
+            };
+            self.counters.upcalls_ok += 1;
+            let mut mask = t.mask;
+            // Every megaflow is specific to its input port and recirculation pass.
+            mask.set_bytes(ofs::IN_PORT, &[0xff; 8]);
+            let acts: Arc<[DpAction]> = t.actions.into();
+            match self.flows.insert(
+                key,
+                &mask,
+                acts.clone(),
+                (t.deps, BatchTag::default()),
+                t.version,
+            ) {
+                Ok((idx, gen)) => {
+                    if emc_on {
+                        self.emc.maybe_insert(key, pkt.meta().hash, idx, gen);
+                    }
+                    if let Some(f) = self.flows.get_mut(idx, gen) {
+                        let s = batch_slot(f, epoch, nfb, &mut self.fbs, idx, gen);
+                        add_to_batch(&mut self.fbs[s], pkt, key);
+                    }
+                }
+                Err(_) => {
+                    self.counters.installs_failed += 1;
+                    let mut one = Batch::new();
+                    let _ = one.push(pkt);
+                    execute(
+                        &acts,
+                        &mut one,
+                        &mut self.tx,
+                        &*self.handler,
+                        &mut self.counters,
+                    );
+                }
+            }
+        }
+        self.misses = misses;
+    }
+
+    /// Sends queued output.
+    pub fn flush(&mut self) {
+        self.tx.flush(&mut self.counters);
+    }
+
+    /// Polls every rx queue once, processes what arrived and sends the
+    /// output; returns the packets received.
+    pub fn poll_once(&mut self) -> usize {
+        let start = cycles();
+        self.check_version();
+        let mut total = 0;
+        for q in 0..self.rxqs.len() {
+            let n = self.rxqs[q].queue.recv(&mut self.rx_batch);
+            if n > 0 {
+                total += n;
+                let port = self.rxqs[q].port;
+                let mut b = std::mem::take(&mut self.rx_batch);
+                self.process(&mut b, port);
+                self.rx_batch = b;
+            }
+        }
+        self.flush();
+        let spent = cycles().wrapping_sub(start);
+        self.counters.iterations += 1;
+        if total > 0 {
+            self.counters.busy_iterations += 1;
+            self.counters.busy_cycles += spent;
+        } else {
+            self.counters.idle_cycles += spent;
+        }
+        total
+    }
+
+    /// Brings the caches up to the current decision-input version: removes
+    /// megaflows the changes made stale (EMC entries pointing at them die
+    /// with their generation).
+    pub fn check_version(&mut self) {
+        let v = self.handler.version();
+        if v == self.version {
+            return;
+        }
+        let (changes, now) = self.handler.changes_since(self.version);
+        for idx in self.flows.indices() {
+            let Some(f) = self.flows.get(idx) else {
+                continue;
+            };
+            let stale = f.version < now
+                && self.handler.is_stale(
+                    &changes,
+                    &f.key,
+                    self.flows.mask_of(f),
+                    &f.deps.0,
+                    f.version,
+                );
+            if stale {
+                if let Some(mut f) = self.flows.remove(idx) {
+                    let d = f.take_uncredited();
+                    self.handler.credit(&f.deps.0, &d);
+                    self.counters.revalidated_out += 1;
+                }
+            }
+        }
+        self.version = now;
+        self.shared.seen_version.store(now, Ordering::Release);
+    }
+
+    /// Credits every megaflow's new traffic to its dependencies.
+    pub fn sync_stats(&mut self) {
+        let handler = &self.handler;
+        for (_, f) in self.flows.iter_mut() {
+            if f.counters != f.credited {
+                let d = f.take_uncredited();
+                handler.credit(&f.deps.0, &d);
+            }
+        }
+    }
+
+    /// Removes every megaflow (crediting their traffic) and empties the EMC.
+    pub fn flush_flows(&mut self) {
+        for mut f in self.flows.drain() {
+            let d = f.take_uncredited();
+            self.handler.credit(&f.deps.0, &d);
+        }
+        self.emc.clear();
+    }
+
+    pub fn dump_flows(&self) -> Vec<FlowDump> {
+        self.flows
+            .iter()
+            .map(|(_, f)| FlowDump {
+                pmd: self.shared.id,
+                key: f.key,
+                mask: *self.flows.mask_of(f),
+                actions: f.actions.clone(),
+                counters: f.counters,
+            })
+            .collect()
+    }
+
+    pub fn clear_stats(&mut self) {
+        self.counters = PmdCounters::default();
+        self.extract_stats = ExtractStats::default();
+    }
+
+    fn housekeeping(&mut self) {
+        self.flows.rank();
+        self.sync_stats();
+    }
+
+    fn handle_cmds(&mut self) -> bool {
+        let req = self.shared.req.load(Ordering::Acquire);
+        if req == self.seen_req {
+            return true;
+        }
+        let mut keep_running = true;
+        let cmds: Vec<PmdCmd> = match &self.cmds {
+            Some(rx) => rx.try_iter().collect(),
+            None => Vec::new(),
+        };
+        for cmd in cmds {
+            match cmd {
+                PmdCmd::AddRxq { port, queue } => self.add_rxq(port, queue),
+                PmdCmd::AddTx { port, queue } => self.add_tx(port, queue),
+                PmdCmd::RemovePort(p) => self.remove_port(p),
+                PmdCmd::FlushFlows => self.flush_flows(),
+                PmdCmd::SyncStats => self.sync_stats(),
+                PmdCmd::ClearStats => self.clear_stats(),
+                PmdCmd::Configure(c) => self.configure(c),
+                PmdCmd::DumpFlows(tx) => {
+                    let _ = tx.send(self.dump_flows());
+                }
+                PmdCmd::Quit => keep_running = false,
+            }
+        }
+        self.seen_req = req;
+        self.publish();
+        self.shared.ack.store(req, Ordering::Release);
+        keep_running
+    }
+
+    fn publish(&self) {
+        self.shared.counters.publish(&self.counters());
+    }
+
+    /// The thread's main loop: polls until told to quit.
+    pub fn run(mut self) {
+        let _ = self.shared.thread.set(std::thread::current());
+        loop {
+            if !self.handle_cmds() {
+                break;
+            }
+            let n = self.poll_once();
+            if self.counters.iterations.is_multiple_of(1024) {
+                // Idle iterations do not read the clock; refresh it now and then.
+                self.now_ms = now_ms();
+            }
+            if self.now_ms >= self.last_housekeeping_ms + HOUSEKEEPING_MS {
+                self.last_housekeeping_ms = self.now_ms;
+                self.housekeeping();
+            }
+            self.publish();
+            if n == 0 && self.config.sleep_max_us > 0 {
+                // Back off while idle, doubling up to pmd-sleep-max; unpark wakes early.
+                self.idle_sleep_us = (self.idle_sleep_us * 2).clamp(1, self.config.sleep_max_us);
+                self.counters.sleep_us += self.idle_sleep_us;
+                std::thread::park_timeout(Duration::from_micros(self.idle_sleep_us));
+            } else {
+                self.idle_sleep_us = 0;
+            }
+        }
+        self.sync_stats();
+        self.flush();
+        self.publish();
+        self.shared.exited.store(true, Ordering::Release);
+    }
+}
+
+/// The flow-batch slot of megaflow `f` in this round, opening one if needed.
+#[inline(always)]
+fn batch_slot<D>(
+    f: &mut Megaflow<(D, BatchTag)>,
+    epoch: u64,
+    nfb: &mut usize,
+    fbs: &mut [FlowBatch],
+    flow: u32,
+    gen: u32,
+) -> usize {
+    let tag = &mut f.deps.1;
+    if tag.epoch == epoch {
+        return tag.slot as usize;
+    }
+    let s = *nfb;
+    *nfb += 1;
+    tag.epoch = epoch;
+    tag.slot = s as u8;
+    let fb = &mut fbs[s];
+    fb.flow = flow;
+    fb.gen = gen;
+    fb.bytes = 0;
+    fb.tcp_flags = 0;
+    s
+}
+
+#[inline(always)]
+fn add_to_batch(fb: &mut FlowBatch, pkt: Packet, key: &FlowKey) {
+    fb.bytes += pkt.len() as u64;
+    fb.tcp_flags |= key.be16_at(ofs::TCP_FLAGS);
+    // Cannot fail: a round has at most BATCH_SIZE packets.
+    let _ = fb.pkts.push(pkt);
+}
+
+/// Runs `acts` on every packet of `pkts` (which is left empty).
+#[inline]
+fn execute<H: Upcall>(
+    acts: &[DpAction],
+    pkts: &mut Batch,
+    tx: &mut TxPorts,
+    handler: &H,
+    c: &mut PmdCounters,
+) {
+    let Some(last) = acts.iter().rposition(DpAction::consumes) else {
+        c.dropped += pkts.len() as u64;
+        pkts.clear();
+        return;
+    };
+    for (i, a) in acts[..=last].iter().enumerate() {
+        match a {
+            DpAction::Output(port) => {
+                if i == last {
+                    for p in pkts.drain() {
+                        tx.enqueue(*port, p, c);
+                    }
+                } else {
+                    for p in pkts.packets() {
+                        match p.try_clone() {
+                            Some(copy) => tx.enqueue(*port, copy, c),
+                            None => c.clone_failed += 1,
+                        }
+                    }
+                }
+            }
+            DpAction::Userspace(what) => {
+                for p in pkts.packets() {
+                    handler.slow_path(p, what);
+                }
+                c.slow_path += pkts.len() as u64;
+                if i == last {
+                    pkts.clear();
+                }
+            }
+            other => {
+                for p in pkts.packets_mut() {
+                    actions::apply(p, other);
+                }
+            }
+        }
+    }
+}
+
+/// A running PMD thread, from the control side.
+pub struct PmdHandle {
+    shared: Arc<PmdShared>,
+    cmds: mpsc::Sender<PmdCmd>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PmdHandle {
+    /// Starts `pmd` on a new thread named `pmd-c<id>`.
+    pub fn spawn<H: Upcall>(mut pmd: Pmd<H>, core: Option<usize>) -> std::io::Result<PmdHandle> {
+        let (tx, rx) = mpsc::channel();
+        pmd.cmds = Some(rx);
+        let shared = pmd.shared.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("pmd-c{:02}", pmd.shared.id))
+            .spawn(move || {
+                if let Some(core) = core {
+                    pin_to_core(core);
+                }
+                pmd.run()
+            })?;
+        // The thread handle is also set by the thread itself; whichever is first wins.
+        let _ = shared.thread.set(thread.thread().clone());
+        Ok(PmdHandle {
+            shared,
+            cmds: tx,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn shared(&self) -> &Arc<PmdShared> {
+        &self.shared
+    }
+
+    /// Sends a command and waits until the thread has carried it out.
+    pub fn request(&self, cmd: PmdCmd) {
+        if self.cmds.send(cmd).is_err() {
+            return;
+        }
+        let seq = self.shared.req.fetch_add(1, Ordering::AcqRel) + 1;
+        self.shared
+            .wait(|| self.shared.ack.load(Ordering::Acquire) >= seq);
+    }
+
+    pub fn counters(&self) -> PmdCounters {
+        self.shared.counters()
+    }
+
+    pub fn dump_flows(&self) -> Vec<FlowDump> {
+        let (tx, rx) = mpsc::channel();
+        self.request(PmdCmd::DumpFlows(tx));
+        rx.try_recv().unwrap_or_default()
+    }
+}
+
+impl Drop for PmdHandle {
+    fn drop(&mut self) {
+        self.request(PmdCmd::Quit);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Pins the calling thread to one CPU (best effort: a failure leaves it unpinned).
+pub fn pin_to_core(core: usize) -> bool {
+    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only write inside it,
+    // and sched_setaffinity reads it for the calling thread (pid 0).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(core, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}

@@ -1,0 +1,1 @@
+//! fvs: the workspace root package; it owns the integration tests, benches and examples.
