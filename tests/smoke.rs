@@ -72,18 +72,18 @@ fn delete_takes_effect_before_the_next_packet() {
     );
     sw.flow_mod(&in_port_rule(1, 2)).unwrap();
     let f = udp4(mac(1), mac(2), [10, 0, 0, 1], [10, 0, 0, 2], 53, 53);
-    assert_eq!(sw.send(1, &[f.clone()]).len(), 1);
-    assert_eq!(sw.send(1, &[f.clone()]).len(), 1);
+    assert_eq!(sw.send1(1, &f).len(), 1);
+    assert_eq!(sw.send1(1, &f).len(), 1);
     let mut del = FlowMod::new(FlowModCommand::Delete);
     del.match_.set_exact(FieldId::InPort, 1);
     assert_eq!(sw.flow_mod(&del).unwrap().deleted, 1);
     assert!(
-        sw.send(1, &[f.clone()]).is_empty(),
+        sw.send1(1, &f).is_empty(),
         "stale megaflow used after delete"
     );
     let mut add = in_port_rule(1, port::IN_PORT);
     add.priority = 7;
     sw.flow_mod(&add).unwrap();
-    let out = sw.send(1, &[f.clone()]);
+    let out = sw.send1(1, &f);
     assert_eq!(out, vec![(1, f)]);
 }

@@ -159,11 +159,12 @@ fn offsets(pkt: &Packet) -> Option<(usize, Option<usize>)> {
     ))
 }
 
-/// Offset of the L4 checksum for `proto`, and whether 0 means "none" (UDP over IPv4).
+/// Offset of the L4 checksum for `proto`, and whether 0 means "none": UDP
+/// over IPv4, and over IPv6 for tunnels (RFC 6935); as OVS, it stays 0.
 fn l4_csum_ofs(proto: u8, ipv4: bool) -> Option<(usize, bool)> {
     match proto {
         IPPROTO_TCP => Some((16, false)),
-        IPPROTO_UDP => Some((6, ipv4)),
+        IPPROTO_UDP => Some((6, true)),
         IPPROTO_ICMPV6 if !ipv4 => Some((2, false)),
         _ => None,
     }

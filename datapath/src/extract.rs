@@ -302,23 +302,22 @@ fn parse_icmpv6(d: &[u8], key: &mut FlowKey, stats: &mut ExtractStats) -> bool {
         return true;
     };
     key.b[ofs::ND_TARGET..ofs::ND_TARGET + 16].copy_from_slice(target);
-    // Options: at most one link-layer address of the kind the message carries.
+    // Options, as OVS reads them: whole 8-byte units; a source and a target
+    // link-layer address (8-byte options) at most once each, whatever the
+    // message; other options skipped; fewer than 8 trailing bytes ignored.
     let mut opts = &d[24..];
-    while !opts.is_empty() {
-        let Some(o) = arr::<8>(opts, 0) else {
-            return nd_invalid(key, stats);
-        };
+    while let Some(o) = arr::<8>(opts, 0) {
         let len = o[1] as usize * 8;
         if len == 0 || len > opts.len() {
             return nd_invalid(key, stats);
         }
-        let slot = match (o[0], i[0]) {
-            (ND_OPT_SOURCE_LINKADDR, ND_NEIGHBOR_SOLICIT) => Some(ofs::ARP_SHA),
-            (ND_OPT_TARGET_LINKADDR, ND_NEIGHBOR_ADVERT) => Some(ofs::ARP_THA),
+        let slot = match o[0] {
+            ND_OPT_SOURCE_LINKADDR if len == 8 => Some(ofs::ARP_SHA),
+            ND_OPT_TARGET_LINKADDR if len == 8 => Some(ofs::ARP_THA),
             _ => None,
         };
         if let Some(slot) = slot {
-            if len != 8 || key.b[slot..slot + 6] != [0; 6] {
+            if key.b[slot..slot + 6] != [0; 6] {
                 return nd_invalid(key, stats);
             }
             key.b[slot..slot + 6].copy_from_slice(&o[2..8]);

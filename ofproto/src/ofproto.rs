@@ -79,6 +79,23 @@ pub trait DatapathHooks: Send + Sync {
     fn sync_stats(&self);
 }
 
+/// The hooks of a running datapath whose upcalls this ofproto answers.
+struct DatapathLink(std::sync::Weak<fvs_datapath::dpif::Datapath<Ofproto>>);
+
+impl DatapathHooks for DatapathLink {
+    fn wait_version(&self, version: u64) {
+        if let Some(dp) = self.0.upgrade() {
+            dp.wait_version(version);
+        }
+    }
+
+    fn sync_stats(&self) {
+        if let Some(dp) = self.0.upgrade() {
+            dp.sync_stats();
+        }
+    }
+}
+
 /// How a port joins a bridge.
 #[derive(Clone, Debug, Default)]
 pub struct PortConfig {
@@ -234,6 +251,11 @@ impl Ofproto {
     /// Connects the datapath (for waiting on revalidation and syncing stats).
     pub fn set_hooks(&self, hooks: Arc<dyn DatapathHooks>) {
         *self.hooks.write().unwrap_or_else(|e| e.into_inner()) = Some(hooks);
+    }
+
+    /// Makes flow-mods wait for, and stats reads sync with, `dp`'s PMD threads.
+    pub fn connect(&self, dp: &Arc<fvs_datapath::dpif::Datapath<Ofproto>>) {
+        self.set_hooks(Arc::new(DatapathLink(Arc::downgrade(dp))));
     }
 
     fn hooks(&self) -> Option<Arc<dyn DatapathHooks>> {

@@ -470,8 +470,17 @@ impl<'a> Xlate<'a> {
         self.set_tci((tci & !bits) | (value & bits), inner);
     }
 
+    /// Unwildcards both tags of the packet: a pop or push moves a tag from
+    /// one slot to the other, so later reads of a slot depend on the other.
+    fn unwildcard_vlans(&mut self) {
+        for i in ofs::VLAN_TCI..ofs::VLAN_TCI + 4 {
+            self.wc.b[i] |= !self.known.b[i];
+        }
+    }
+
     fn pop_vlan(&mut self) {
-        if self.read(FieldId::VlanTci, VLAN_CFI as u128) == 0 {
+        self.unwildcard_vlans();
+        if self.flow.get(FieldId::VlanTci) as u16 & VLAN_CFI == 0 {
             return;
         }
         let inner = self.inner_tci();
@@ -479,6 +488,7 @@ impl<'a> Xlate<'a> {
     }
 
     fn push_vlan(&mut self, tpid: u16) {
+        self.unwildcard_vlans();
         let outer = self.tci();
         self.push_tpid = tpid;
         self.set_tci(VLAN_CFI, outer);
@@ -746,9 +756,7 @@ impl<'a> Xlate<'a> {
 
     fn commit_vlan(&mut self) {
         // The tags we pop, and what we push back, depend on the packet's tags.
-        for i in ofs::VLAN_TCI..ofs::VLAN_TCI + 4 {
-            self.wc.b[i] |= !self.known.b[i];
-        }
+        self.unwildcard_vlans();
         let get = |f: &OfFlow, at: usize| u16::from_be_bytes([f.b[at], f.b[at + 1]]);
         let (b1, b2) = (
             get(&self.base, ofs::VLAN_TCI),

@@ -26,6 +26,10 @@ pub struct TestSwitch {
 
 impl TestSwitch {
     pub fn new(n_ports: usize, config: PmdConfig) -> TestSwitch {
+        TestSwitch::with_pool(n_ports, config, 4096)
+    }
+
+    pub fn with_pool(n_ports: usize, config: PmdConfig, pool: usize) -> TestSwitch {
         let of = Ofproto::new();
         of.add_bridge("br0").unwrap();
         let mut pmd = Pmd::new(0, of.clone(), config);
@@ -54,7 +58,7 @@ impl TestSwitch {
             of,
             pmd,
             ports,
-            pool: PacketPool::new(4096, false).unwrap(),
+            pool: PacketPool::new(pool, false).unwrap(),
             bridge: "br0".into(),
         }
     }
@@ -76,6 +80,11 @@ impl TestSwitch {
             self.pmd.poll_once();
         }
         self.collect()
+    }
+
+    /// Receives one frame on `port`; returns what came out.
+    pub fn send1(&mut self, port: u16, frame: &[u8]) -> Vec<(u16, Vec<u8>)> {
+        self.send(port, &[frame.to_vec()])
     }
 
     pub fn collect(&mut self) -> Vec<(u16, Vec<u8>)> {
