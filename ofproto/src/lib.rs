@@ -11,6 +11,7 @@ pub mod flow;
 pub mod flow_mod;
 pub mod ofproto;
 pub mod rule;
+pub mod syntax;
 pub mod xlate;
 
 pub use ofproto::{Ofproto, PortConfig};
