@@ -274,6 +274,14 @@ impl<D> Megaflows<D> {
         slot.flow.as_mut()
     }
 
+    /// Whether slot `idx` holds a live megaflow of generation `gen`.
+    #[inline(always)]
+    pub fn is_live(&self, idx: u32, gen: u32) -> bool {
+        self.slots
+            .get(idx as usize)
+            .is_some_and(|s| s.gen == gen && s.flow.is_some())
+    }
+
     pub fn get(&self, idx: u32) -> Option<&Megaflow<D>> {
         self.slots.get(idx as usize)?.flow.as_ref()
     }

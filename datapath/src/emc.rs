@@ -66,11 +66,12 @@ impl Emc {
         [hash as usize & self.mask, (hash >> 16) as usize & self.mask]
     }
 
+    /// `compact`: whether `key` is compact ([`FlowKey::is_compact`]).
     #[inline(always)]
-    pub fn lookup(&self, key: &FlowKey, hash: u32) -> Option<EmcHit> {
+    pub fn lookup(&self, key: &FlowKey, hash: u32, compact: bool) -> Option<EmcHit> {
         for i in self.ways(hash) {
             let e = &self.entries[i];
-            if e.hash == hash && e.flow != EMPTY && e.key == *key {
+            if e.hash == hash && e.flow != EMPTY && e.key.fast_eq(key, compact) {
                 return Some(EmcHit {
                     flow: e.flow,
                     gen: e.gen,
@@ -103,10 +104,11 @@ impl Emc {
 
     pub fn insert(&mut self, key: &FlowKey, hash: u32, flow: u32, gen: u32) {
         let [a, b] = self.ways(hash);
+        let compact = key.is_compact();
         // The same key, else an empty way, else evict by a hash bit.
-        let slot = if self.entries[a].hash == hash && self.entries[a].key == *key {
+        let slot = if self.entries[a].hash == hash && self.entries[a].key.fast_eq(key, compact) {
             a
-        } else if self.entries[b].hash == hash && self.entries[b].key == *key {
+        } else if self.entries[b].hash == hash && self.entries[b].key.fast_eq(key, compact) {
             b
         } else if self.entries[a].flow == EMPTY {
             a
@@ -169,11 +171,17 @@ mod tests {
         let mut emc = Emc::new(8, 1);
         emc.insert(&key(1), 5, 10, 0);
         emc.insert(&key(2), 5, 11, 0);
-        assert_eq!(emc.lookup(&key(1), 5), Some(EmcHit { flow: 10, gen: 0 }));
-        assert_eq!(emc.lookup(&key(2), 5), Some(EmcHit { flow: 11, gen: 0 }));
-        assert_eq!(emc.lookup(&key(3), 5), None);
+        assert_eq!(
+            emc.lookup(&key(1), 5, true),
+            Some(EmcHit { flow: 10, gen: 0 })
+        );
+        assert_eq!(
+            emc.lookup(&key(2), 5, true),
+            Some(EmcHit { flow: 11, gen: 0 })
+        );
+        assert_eq!(emc.lookup(&key(3), 5, true), None);
         emc.remove(&key(1), 5);
-        assert_eq!(emc.lookup(&key(1), 5), None);
+        assert_eq!(emc.lookup(&key(1), 5, true), None);
     }
 
     #[test]

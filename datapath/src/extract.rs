@@ -6,7 +6,7 @@
 //! keeps what came before (a valid, shorter key) and a counter moves.
 
 use crate::hash;
-use crate::key::{self, ofs, FlowKey, FRAG_ANY, FRAG_LATER, VLAN_CFI};
+use crate::key::{self, ofs, FlowKey, FRAG_ANY, FRAG_LATER, HOT_LEN, VLAN_CFI};
 use crate::packet::{Packet, NO_OFS};
 
 /// Counts of packets whose headers ended early or did not make sense.
@@ -33,13 +33,31 @@ fn be16(b: [u8; 2]) -> u16 {
 /// packet's metadata) the flow hash.
 #[inline]
 pub fn extract(pkt: &mut Packet, key: &mut FlowKey, stats: &mut ExtractStats) -> u32 {
-    *key = FlowKey::ZERO;
+    let (hash, compact) = extract_hot(pkt, key, stats);
+    if compact {
+        key.clear_cold();
+    }
+    hash
+}
+
+/// The hot-path form of [`extract`]: also tells whether the key is compact
+/// ([`FlowKey::is_compact`]), and then leaves the words beyond the hot ones
+/// as they were (stale). The caller clears them ([`FlowKey::clear_cold`])
+/// before using the key for anything but the EMC.
+#[inline(always)]
+pub fn extract_hot(pkt: &mut Packet, key: &mut FlowKey, stats: &mut ExtractStats) -> (u32, bool) {
+    key.b[8..HOT_LEN].fill(0);
     let m = pkt.meta();
     key.set_in_port(m.in_port);
     key.set_recirc_id(m.recirc_id);
     let tunnel = m.tunnel.is_present();
+    let (l3, l4, simple) = parse(pkt.data(), key, stats);
     if tunnel {
-        let t = &m.tunnel;
+        // IPv6 and ARP parsing cleared the cold words already.
+        if simple {
+            key.clear_cold();
+        }
+        let t = &pkt.meta().tunnel;
         key.set_bytes(ofs::TUN_ID, &t.tun_id.to_be_bytes());
         key.set_bytes(ofs::TUN_SRC, &t.ipv4_src);
         key.set_bytes(ofs::TUN_DST, &t.ipv4_dst);
@@ -49,21 +67,22 @@ pub fn extract(pkt: &mut Packet, key: &mut FlowKey, stats: &mut ExtractStats) ->
         key.b[ofs::TUN_TOS] = t.tos;
         key.b[ofs::TUN_TTL] = t.ttl;
     }
-    let (l3, l4) = parse(pkt.data(), key, stats);
-    let h = hash::key_hash(key, tunnel);
+    let compact = simple && !tunnel;
+    let h = hash::key_hash_shaped(key, compact);
     let m = pkt.meta_mut();
     m.l3_ofs = l3;
     m.l4_ofs = l4;
     m.hash = h;
-    h
+    (h, compact)
 }
 
-/// Parses `d` into `key`; returns the L3 and L4 offsets.
+/// Parses `d` into `key`; returns the L3 and L4 offsets, and false if the
+/// packet is IPv6, ARP or RARP (fields beyond the key's hot words).
 #[inline(always)]
-fn parse(d: &[u8], key: &mut FlowKey, stats: &mut ExtractStats) -> (u16, u16) {
+fn parse(d: &[u8], key: &mut FlowKey, stats: &mut ExtractStats) -> (u16, u16, bool) {
     let Some(eth) = arr::<14>(d, 0) else {
         stats.truncated += 1;
-        return (NO_OFS, NO_OFS);
+        return (NO_OFS, NO_OFS, true);
     };
     key.b[ofs::DL_DST..ofs::DL_DST + 6].copy_from_slice(&eth[0..6]);
     key.b[ofs::DL_SRC..ofs::DL_SRC + 6].copy_from_slice(&eth[6..12]);
@@ -76,7 +95,7 @@ fn parse(d: &[u8], key: &mut FlowKey, stats: &mut ExtractStats) -> (u16, u16) {
         let Some(tag) = arr::<4>(d, at) else {
             stats.truncated += 1;
             key.set_be16(ofs::DL_TYPE, eth_type);
-            return (NO_OFS, NO_OFS);
+            return (NO_OFS, NO_OFS, true);
         };
         let slot = if n_vlans == 0 {
             ofs::VLAN_TCI
@@ -99,25 +118,25 @@ fn parse(d: &[u8], key: &mut FlowKey, stats: &mut ExtractStats) -> (u16, u16) {
             }
             _ => {
                 key.set_be16(ofs::DL_TYPE, key::DL_TYPE_NONE);
-                return (NO_OFS, NO_OFS);
+                return (NO_OFS, NO_OFS, true);
             }
         }
     }
     key.set_be16(ofs::DL_TYPE, eth_type);
 
     let l3 = &d[at.min(d.len())..];
-    let l4 = match eth_type {
-        key::ETH_TYPE_IP => parse_ipv4(l3, key, stats),
-        key::ETH_TYPE_IPV6 => parse_ipv6(l3, key, stats),
+    let (l4, simple) = match eth_type {
+        key::ETH_TYPE_IP => (parse_ipv4(l3, key, stats), true),
+        key::ETH_TYPE_IPV6 => (parse_ipv6(l3, key, stats), false),
         key::ETH_TYPE_ARP | key::ETH_TYPE_RARP => {
             parse_arp(l3, key, stats);
-            None
+            (None, false)
         }
-        _ => return (at as u16, NO_OFS),
+        _ => return (at as u16, NO_OFS, true),
     };
     match l4 {
-        Some(l4) => (at as u16, (at + l4) as u16),
-        None => (at as u16, NO_OFS),
+        Some(l4) => (at as u16, (at + l4) as u16, simple),
+        None => (at as u16, NO_OFS, simple),
     }
 }
 
@@ -212,6 +231,7 @@ const IPV6_MAX_EXT_HEADERS: usize = 16;
 
 #[inline(always)]
 fn parse_ipv6(d: &[u8], key: &mut FlowKey, stats: &mut ExtractStats) -> Option<usize> {
+    key.clear_cold();
     let Some(h) = arr::<40>(d, 0) else {
         stats.truncated += 1;
         return None;
@@ -337,6 +357,7 @@ fn nd_invalid(key: &mut FlowKey, stats: &mut ExtractStats) -> bool {
 }
 
 fn parse_arp(d: &[u8], key: &mut FlowKey, stats: &mut ExtractStats) {
+    key.clear_cold();
     let Some(a) = arr::<28>(d, 0) else {
         stats.truncated += 1;
         return;

@@ -2,9 +2,11 @@
 //! byte layout.
 //!
 //! Fields are stored as they appear on the wire (network byte order), so
-//! extraction is a copy and masks are byte masks. The layout groups the
-//! fields an IPv4/TCP packet uses into the first six 64-bit words; hashing
-//! and masked comparison work on words.
+//! extraction is a copy and masks are byte masks. The layout puts every
+//! field an Ethernet/VLAN/IPv4/L4 packet outside a tunnel can have into the
+//! first [`HOT_WORDS`] 64-bit words, so that for such packets (see
+//! [`FlowKey::is_compact`]) the rest is known to be zero and the EMC hashes
+//! and compares six words instead of twenty.
 //!
 //! Some slots are shared the way OVS shares them: ARP SPA/TPA live in the
 //! IPv4 address slots and the ARP opcode in `nw_proto`; ICMP type/code live
@@ -16,6 +18,10 @@
 pub const KEY_LEN: usize = 160;
 /// 64-bit words in a [`FlowKey`].
 pub const KEY_WORDS: usize = KEY_LEN / 8;
+/// Words holding every field of a compact key.
+pub const HOT_WORDS: usize = 6;
+/// Bytes of the hot words.
+pub const HOT_LEN: usize = HOT_WORDS * 8;
 
 /// Byte offsets and lengths of the key's fields.
 pub mod ofs {
@@ -40,16 +46,17 @@ pub mod ofs {
     pub const NW_DST: usize = 36;
     pub const TP_SRC: usize = 40;
     pub const TP_DST: usize = 42;
-    /// IPv6 flow label, 20 bits in a big endian u32.
-    pub const IPV6_LABEL: usize = 44;
+    /// Tunnel flags (`TUN_FLAG_PRESENT`…), big endian.
+    pub const TUN_FLAGS: usize = 44;
+    pub const TUN_TOS: usize = 46;
+    pub const TUN_TTL: usize = 47;
     pub const IPV6_SRC: usize = 48;
     pub const IPV6_DST: usize = 64;
     pub const ND_TARGET: usize = 80;
     pub const ARP_SHA: usize = 96;
-    pub const TUN_FLAGS: usize = 102;
-    pub const ARP_THA: usize = 104;
-    pub const TUN_TOS: usize = 110;
-    pub const TUN_TTL: usize = 111;
+    pub const ARP_THA: usize = 102;
+    /// IPv6 flow label, 20 bits in a big endian u32.
+    pub const IPV6_LABEL: usize = 108;
     pub const TUN_ID: usize = 112;
     pub const TUN_SRC: usize = 120;
     pub const TUN_DST: usize = 124;
@@ -99,17 +106,8 @@ impl FlowKey {
 
     #[inline(always)]
     pub fn word(&self, i: usize) -> u64 {
-        let s = i * 8;
-        u64::from_ne_bytes([
-            self.b[s],
-            self.b[s + 1],
-            self.b[s + 2],
-            self.b[s + 3],
-            self.b[s + 4],
-            self.b[s + 5],
-            self.b[s + 6],
-            self.b[s + 7],
-        ])
+        let (chunks, _) = self.b.as_chunks::<8>();
+        u64::from_ne_bytes(chunks[i])
     }
 
     #[inline(always)]
@@ -179,6 +177,46 @@ impl FlowKey {
 
     pub fn nw_proto(&self) -> u8 {
         self.b[ofs::NW_PROTO]
+    }
+
+    /// Whether every non-zero field lies in the first [`HOT_WORDS`] words:
+    /// true unless the packet is IPv6, ARP/RARP or came out of a tunnel
+    /// (those fields decide it, and they are in the hot words themselves).
+    #[inline(always)]
+    pub fn is_compact(&self) -> bool {
+        let dl_type = self.dl_type();
+        dl_type != ETH_TYPE_IPV6
+            && dl_type != ETH_TYPE_ARP
+            && dl_type != ETH_TYPE_RARP
+            && self.b[ofs::TUN_FLAGS] == 0
+            && self.b[ofs::TUN_FLAGS + 1] == 0
+    }
+
+    /// Zeroes the words beyond the hot ones.
+    #[inline(always)]
+    pub fn clear_cold(&mut self) {
+        self.b[HOT_LEN..].fill(0);
+    }
+
+    /// Key equality for a key whose compactness ([`FlowKey::is_compact`]) the
+    /// caller already knows: six words when it is compact.
+    #[inline(always)]
+    pub fn fast_eq(&self, other: &FlowKey, compact: bool) -> bool {
+        let mut diff = 0;
+        for i in 0..HOT_WORDS {
+            diff |= self.word(i) ^ other.word(i);
+        }
+        if diff != 0 {
+            return false;
+        }
+        // Equal hot words: same shape. A compact key has nothing beyond them.
+        if compact {
+            return true;
+        }
+        for i in HOT_WORDS..KEY_WORDS {
+            diff |= self.word(i) ^ other.word(i);
+        }
+        diff == 0
     }
 
     /// `self & mask`.

@@ -479,6 +479,45 @@ impl Batch {
         self.pkts.drain(..)
     }
 
+    /// Moves every packet of `other` to the end of this batch (a copy of
+    /// pointers); the caller keeps the total within [`BATCH_SIZE`].
+    #[inline(always)]
+    pub fn append(&mut self, other: &mut Batch) {
+        debug_assert!(self.len() + other.len() <= BATCH_SIZE);
+        self.pkts.append(&mut other.pkts);
+    }
+
+    /// Adds packets from `it` until the batch is full; returns how many.
+    #[inline]
+    pub fn fill_from(&mut self, it: impl Iterator<Item = Packet>) -> usize {
+        let before = self.pkts.len();
+        let room = BATCH_SIZE.saturating_sub(before);
+        self.pkts.extend(it.take(room));
+        self.pkts.len() - before
+    }
+
+    /// Moves packets from the front of `queue` until the batch is full (a
+    /// swap of vectors when all of them fit an empty batch); returns how many.
+    #[inline]
+    pub fn take_from(&mut self, queue: &mut Vec<Packet>) -> usize {
+        let room = BATCH_SIZE.saturating_sub(self.pkts.len());
+        // Swapping keeps a full batch's capacity on both sides, so neither
+        // side allocates later.
+        if self.pkts.is_empty() && queue.len() <= room && queue.capacity() >= BATCH_SIZE {
+            std::mem::swap(&mut self.pkts, queue);
+            return self.pkts.len();
+        }
+        let n = room.min(queue.len());
+        self.pkts.extend(queue.drain(..n));
+        n
+    }
+
+    /// Moves every packet to the end of `queue`.
+    #[inline]
+    pub fn move_into(&mut self, queue: &mut Vec<Packet>) {
+        queue.append(&mut self.pkts);
+    }
+
     pub fn pop(&mut self) -> Option<Packet> {
         self.pkts.pop()
     }

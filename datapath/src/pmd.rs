@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::actions::{self, DpAction};
 use crate::dpcls::{FlowCounters, Megaflow, Megaflows, DEFAULT_MAX_FLOWS};
 use crate::emc::{Emc, DEFAULT_EMC_ENTRIES, DEFAULT_INSERT_INV_PROB};
-use crate::extract::{extract, ExtractStats};
+use crate::extract::{extract_hot, ExtractStats};
 use crate::key::{ofs, FlowKey};
 use crate::netdev::{RxQueue, TxQueue};
 use crate::packet::{Batch, Packet, BATCH_SIZE};
@@ -291,6 +291,23 @@ impl TxPorts {
         let _ = tp.batch.push(pkt);
     }
 
+    /// Queues a whole flow batch for `port`.
+    #[inline(always)]
+    fn enqueue_batch(&mut self, port: u32, pkts: &mut Batch, c: &mut PmdCounters) {
+        let Some(Some(tp)) = self.ports.get_mut(port as usize) else {
+            c.tx_no_port += pkts.len() as u64;
+            pkts.clear();
+            return;
+        };
+        if tp.batch.is_empty() {
+            self.pending.push(port);
+        } else if tp.batch.len() + pkts.len() > BATCH_SIZE {
+            c.tx_packets += tp.batch.len() as u64;
+            tp.queue.send(&mut tp.batch);
+        }
+        tp.batch.append(pkts);
+    }
+
     fn flush(&mut self, c: &mut PmdCounters) {
         for port in self.pending.drain(..) {
             if let Some(Some(tp)) = self.ports.get_mut(port as usize) {
@@ -335,7 +352,10 @@ pub struct Pmd<H: Upcall> {
     counters: PmdCounters,
     extract_stats: ExtractStats,
     keys: Box<[FlowKey; BATCH_SIZE]>,
-    misses: Vec<(Packet, u8)>,
+    /// Per packet of the current round: its megaflow (slot, generation),
+    /// `NO_FLOW` (dropped) or `SOLO` (actions in `solo`).
+    round: [(u32, u32); BATCH_SIZE],
+    solo: Vec<(usize, Arc<[DpAction]>)>,
     fbs: Vec<FlowBatch>,
     epoch: u64,
     rx_batch: Batch,
@@ -347,6 +367,10 @@ pub struct Pmd<H: Upcall> {
 }
 
 const HOUSEKEEPING_MS: u64 = 1000;
+/// A packet whose translation failed (dropped).
+const NO_FLOW: u32 = u32::MAX;
+/// A packet that runs its actions alone (its megaflow was not installed).
+const SOLO: u32 = u32::MAX - 1;
 
 impl<H: Upcall> Pmd<H> {
     pub fn new(id: usize, handler: Arc<H>, config: PmdConfig) -> Pmd<H> {
@@ -365,7 +389,8 @@ impl<H: Upcall> Pmd<H> {
             counters: PmdCounters::default(),
             extract_stats: ExtractStats::default(),
             keys: Box::new([FlowKey::ZERO; BATCH_SIZE]),
-            misses: Vec::with_capacity(BATCH_SIZE),
+            round: [(NO_FLOW, 0); BATCH_SIZE],
+            solo: Vec::new(),
             fbs: (0..BATCH_SIZE)
                 .map(|_| FlowBatch {
                     flow: 0,
@@ -442,39 +467,97 @@ impl<H: Upcall> Pmd<H> {
 
     /// Processes a batch of packets received on datapath port `in_port`
     /// (the batch is left empty). Output is queued; [`Pmd::flush`] sends it.
+    ///
+    /// Packets are classified in place; when the whole batch belongs to one
+    /// megaflow (the common case) its actions run on the batch as it is,
+    /// otherwise packets are grouped per megaflow, keeping each flow's order.
     pub fn process(&mut self, batch: &mut Batch, in_port: u32) {
         let n = batch.len();
         if n == 0 {
             return;
         }
-        self.epoch += 1;
-        let epoch = self.epoch;
         self.counters.packets += n as u64;
         let emc_on = self.config.emc_insert_inv_prob != 0;
-        let mut nfb = 0usize;
-
-        for (i, mut pkt) in batch.drain().enumerate() {
+        let mut n_miss = 0;
+        let mut bytes = 0u64;
+        let mut tcp_flags = 0u16;
+        for (i, pkt) in batch.packets_mut().iter_mut().enumerate() {
             pkt.meta_mut().in_port = in_port;
             let key = &mut self.keys[i];
-            let hash = extract(&mut pkt, key, &mut self.extract_stats);
+            let (hash, compact) = extract_hot(pkt, key, &mut self.extract_stats);
+            bytes += pkt.len() as u64;
+            tcp_flags |= key.be16_at(ofs::TCP_FLAGS);
+            self.round[i] = (NO_FLOW, 0);
             if emc_on {
-                if let Some(hit) = self.emc.lookup(key, hash) {
-                    if let Some(f) = self.flows.get_mut(hit.flow, hit.gen) {
-                        self.counters.emc_hits += 1;
-                        let s = batch_slot(f, epoch, &mut nfb, &mut self.fbs, hit.flow, hit.gen);
-                        add_to_batch(&mut self.fbs[s], pkt, key);
+                if let Some(hit) = self.emc.lookup(key, hash, compact) {
+                    if self.flows.is_live(hit.flow, hit.gen) {
+                        self.round[i] = (hit.flow, hit.gen);
                         continue;
                     }
                 }
             }
-            self.misses.push((pkt, i as u8));
+            n_miss += 1;
         }
-
-        if !self.misses.is_empty() {
-            self.handle_misses(epoch, &mut nfb, emc_on);
+        self.counters.emc_hits += (n - n_miss) as u64;
+        if n_miss > 0 {
+            self.handle_misses(batch, emc_on);
         }
 
         self.now_ms = now_ms();
+        let first = self.round[0];
+        if first.0 < SOLO && self.round[1..n].iter().all(|r| *r == first) {
+            if let Some(f) = self.flows.get_mut(first.0, first.1) {
+                let c = &mut f.counters;
+                c.packets += n as u64;
+                c.bytes += bytes;
+                c.used_ms = self.now_ms.max(1);
+                c.tcp_flags |= tcp_flags;
+                execute(
+                    &f.actions,
+                    batch,
+                    &mut self.tx,
+                    &*self.handler,
+                    &mut self.counters,
+                );
+                return;
+            }
+        }
+        self.dispatch_by_flow(batch);
+    }
+
+    /// Groups the packets of a round by megaflow and runs each group's actions.
+    fn dispatch_by_flow(&mut self, batch: &mut Batch) {
+        self.epoch += 1;
+        let epoch = self.epoch;
+        let mut nfb = 0usize;
+        let mut solo = std::mem::take(&mut self.solo);
+        for (i, pkt) in batch.drain().enumerate() {
+            match self.round[i] {
+                (NO_FLOW, _) => {}
+                (SOLO, _) => {
+                    if let Some(pos) = solo.iter().position(|(j, _)| *j == i) {
+                        let (_, acts) = solo.swap_remove(pos);
+                        let mut one = Batch::new();
+                        let _ = one.push(pkt);
+                        execute(
+                            &acts,
+                            &mut one,
+                            &mut self.tx,
+                            &*self.handler,
+                            &mut self.counters,
+                        );
+                    }
+                }
+                (flow, gen) => {
+                    if let Some(f) = self.flows.get_mut(flow, gen) {
+                        let s = batch_slot(f, epoch, &mut nfb, &mut self.fbs, flow, gen);
+                        add_to_batch(&mut self.fbs[s], pkt, &self.keys[i]);
+                    }
+                }
+            }
+        }
+        solo.clear();
+        self.solo = solo;
         for s in 0..nfb {
             let fb = &mut self.fbs[s];
             let Some(f) = self.flows.get_mut(fb.flow, fb.gen) else {
@@ -497,10 +580,18 @@ impl<H: Upcall> Pmd<H> {
         }
     }
 
-    fn handle_misses(&mut self, epoch: u64, nfb: &mut usize, emc_on: bool) {
-        let mut misses = std::mem::take(&mut self.misses);
-        for (pkt, i) in misses.drain(..) {
-            let key = &self.keys[i as usize];
+    /// Looks the EMC misses of a round up in the megaflow classifier, and
+    /// upcalls for the rest (installing a megaflow for each).
+    fn handle_misses(&mut self, batch: &Batch, emc_on: bool) {
+        for (i, pkt) in batch.packets().iter().enumerate() {
+            if self.round[i].0 != NO_FLOW {
+                continue;
+            }
+            // Extraction left a compact key's cold words stale.
+            if self.keys[i].is_compact() {
+                self.keys[i].clear_cold();
+            }
+            let key = &self.keys[i];
             if let Some(hit) = self.flows.lookup(key) {
                 self.counters.megaflow_hits += 1;
                 self.counters.megaflow_lookups += hit.lookups as u64;
@@ -508,13 +599,10 @@ impl<H: Upcall> Pmd<H> {
                     self.emc
                         .maybe_insert(key, pkt.meta().hash, hit.flow, hit.gen);
                 }
-                if let Some(f) = self.flows.get_mut(hit.flow, hit.gen) {
-                    let s = batch_slot(f, epoch, nfb, &mut self.fbs, hit.flow, hit.gen);
-                    add_to_batch(&mut self.fbs[s], pkt, key);
-                }
+                self.round[i] = (hit.flow, hit.gen);
                 continue;
             }
-            let t = match self.handler.translate(key, &pkt) {
+            let t = match self.handler.translate(key, pkt) {
                 Ok(t) => t,
                 Err(_) => {
                     self.counters.upcalls_failed += 1;
@@ -537,26 +625,16 @@ impl<H: Upcall> Pmd<H> {
                     if emc_on {
                         self.emc.maybe_insert(key, pkt.meta().hash, idx, gen);
                     }
-                    if let Some(f) = self.flows.get_mut(idx, gen) {
-                        let s = batch_slot(f, epoch, nfb, &mut self.fbs, idx, gen);
-                        add_to_batch(&mut self.fbs[s], pkt, key);
-                    }
+                    self.round[i] = (idx, gen);
                 }
                 Err(_) => {
+                    // Over the flow limit: the packet still gets its actions.
                     self.counters.installs_failed += 1;
-                    let mut one = Batch::new();
-                    let _ = one.push(pkt);
-                    execute(
-                        &acts,
-                        &mut one,
-                        &mut self.tx,
-                        &*self.handler,
-                        &mut self.counters,
-                    );
+                    self.round[i] = (SOLO, 0);
+                    self.solo.push((i, acts));
                 }
             }
         }
-        self.misses = misses;
     }
 
     /// Sends queued output.
@@ -788,9 +866,7 @@ fn execute<H: Upcall>(
         match a {
             DpAction::Output(port) => {
                 if i == last {
-                    for p in pkts.drain() {
-                        tx.enqueue(*port, p, c);
-                    }
+                    tx.enqueue_batch(*port, pkts, c);
                 } else {
                     for p in pkts.packets() {
                         match p.try_clone() {

@@ -2,12 +2,11 @@
 //! the datapath, and packets the datapath sends are collected. Used to drive
 //! the datapath without a kernel or a peer.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use fvs_datapath::netdev::{Netdev, NetdevError, NetdevStats, RxQueue, TxQueue};
-use fvs_datapath::packet::{Batch, Packet, BATCH_SIZE};
+use fvs_datapath::packet::{Batch, Packet};
 
 #[derive(Default)]
 struct Counters {
@@ -17,9 +16,9 @@ struct Counters {
     tx_bytes: AtomicU64,
 }
 
-type Queue = Arc<Mutex<VecDeque<Packet>>>;
+type Queue = Arc<Mutex<Vec<Packet>>>;
 
-fn lock(q: &Queue) -> std::sync::MutexGuard<'_, VecDeque<Packet>> {
+fn lock(q: &Queue) -> std::sync::MutexGuard<'_, Vec<Packet>> {
     q.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -49,7 +48,22 @@ impl MemoryPort {
 
     /// Queues `pkt` for reception on queue `q`.
     pub fn inject(&self, q: usize, pkt: Packet) {
-        lock(&self.rx[q % self.rx.len()]).push_back(pkt);
+        self.count_rx(1, pkt.len() as u64);
+        lock(&self.rx[q % self.rx.len()]).push(pkt);
+    }
+
+    /// Queues a whole batch for reception on queue `q`.
+    pub fn inject_batch(&self, q: usize, batch: &mut Batch) {
+        let bytes = batch.packets().iter().map(|p| p.len() as u64).sum();
+        self.count_rx(batch.len() as u64, bytes);
+        batch.move_into(&mut lock(&self.rx[q % self.rx.len()]));
+    }
+
+    fn count_rx(&self, packets: u64, bytes: u64) {
+        self.counters
+            .rx_packets
+            .fetch_add(packets, Ordering::Relaxed);
+        self.counters.rx_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Packets waiting to be received.
@@ -59,53 +73,33 @@ impl MemoryPort {
 
     /// Takes every packet sent so far.
     pub fn take_sent(&self) -> Vec<Packet> {
-        lock(&self.sent).drain(..).collect()
+        let v = std::mem::take(&mut *lock(&self.sent));
+        self.count_tx_bytes(&v);
+        v
     }
 
     /// Moves up to a batch of sent packets into `batch` (for benchmarks that recycle them).
     pub fn take_sent_into(&self, batch: &mut Batch) {
-        let mut s = lock(&self.sent);
-        while !batch.is_full() {
-            match s.pop_front() {
-                Some(p) => {
-                    let _ = batch.push(p);
-                }
-                None => break,
-            }
-        }
+        let n = batch.take_from(&mut lock(&self.sent));
+        self.count_tx_bytes(&batch.packets()[batch.len() - n..]);
     }
 
-    /// Queues a whole batch for reception on queue `q`.
-    pub fn inject_batch(&self, q: usize, batch: &mut Batch) {
-        let mut rx = lock(&self.rx[q % self.rx.len()]);
-        rx.extend(batch.drain());
+    fn count_tx_bytes(&self, pkts: &[Packet]) {
+        let bytes = pkts.iter().map(|p| p.len() as u64).sum();
+        self.counters.tx_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 }
 
 struct MemRxq {
     q: Queue,
-    counters: Arc<Counters>,
 }
 
+// Received packets and bytes are counted as they are injected, sent bytes as
+// they are taken out: the datapath side of a memory port does no per-packet
+// bookkeeping.
 impl RxQueue for MemRxq {
     fn recv(&mut self, batch: &mut Batch) -> usize {
-        let mut q = lock(&self.q);
-        let mut n = 0;
-        let mut bytes = 0;
-        while n < BATCH_SIZE && !batch.is_full() {
-            let Some(p) = q.pop_front() else { break };
-            bytes += p.len() as u64;
-            let _ = batch.push(p);
-            n += 1;
-        }
-        drop(q);
-        if n > 0 {
-            self.counters
-                .rx_packets
-                .fetch_add(n as u64, Ordering::Relaxed);
-            self.counters.rx_bytes.fetch_add(bytes, Ordering::Relaxed);
-        }
-        n
+        batch.take_from(&mut lock(&self.q))
     }
 }
 
@@ -116,11 +110,10 @@ struct MemTxq {
 
 impl TxQueue for MemTxq {
     fn send(&mut self, batch: &mut Batch) {
-        let n = batch.len() as u64;
-        let bytes: u64 = batch.packets().iter().map(|p| p.len() as u64).sum();
-        lock(&self.sent).extend(batch.drain());
-        self.counters.tx_packets.fetch_add(n, Ordering::Relaxed);
-        self.counters.tx_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.counters
+            .tx_packets
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        batch.move_into(&mut lock(&self.sent));
     }
 }
 
@@ -146,10 +139,7 @@ impl Netdev for MemoryPort {
             port: self.name.clone(),
             queue: q,
         })?;
-        Ok(Box::new(MemRxq {
-            q: q.clone(),
-            counters: self.counters.clone(),
-        }))
+        Ok(Box::new(MemRxq { q: q.clone() }))
     }
 
     fn open_txq(&self, _q: usize) -> Result<Box<dyn TxQueue>, NetdevError> {

@@ -1,0 +1,217 @@
+//! Benchmark scenarios shared by the criterion benches and the callgrind
+//! instruction counter: a bridge on memory ports whose PMD is driven directly.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use fvs_datapath::netdev::Netdev;
+use fvs_datapath::packet::{Batch, PacketPool, BATCH_SIZE};
+use fvs_datapath::pmd::{Pmd, PmdConfig};
+use fvs_ofproto::flow_mod::FlowModCommand;
+use fvs_ofproto::syntax::parse_flow_mod;
+use fvs_ofproto::{Ofproto, PortConfig};
+use fvs_ports::memory::MemoryPort;
+
+pub struct Bench {
+    pub of: Arc<Ofproto>,
+    pub pmd: Pmd<Ofproto>,
+    pub input: Arc<MemoryPort>,
+    pub output: Arc<MemoryPort>,
+    pub pool: PacketPool,
+    pub frames: Vec<Vec<u8>>,
+    next: usize,
+}
+
+impl Bench {
+    /// Ports 1 (input) and 2 (output) on bridge br0, the given flows, and
+    /// `frames` to cycle through.
+    pub fn new(config: PmdConfig, flows: &[String], frames: Vec<Vec<u8>>) -> Bench {
+        let of = Ofproto::new();
+        of.add_bridge("br0").unwrap();
+        let mut pmd = Pmd::new(0, of.clone(), config);
+        let input = MemoryPort::new("p1", 1);
+        let output = MemoryPort::new("p2", 1);
+        for (n, p) in [(1u32, &input), (2, &output)] {
+            of.add_port(
+                "br0",
+                PortConfig {
+                    name: p.name().into(),
+                    odp_port: n,
+                    ofport_request: Some(n as u16),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            pmd.add_rxq(n, p.open_rxq(0).unwrap());
+            pmd.add_tx(n, p.open_txq(0).unwrap());
+        }
+        let fms: Vec<_> = flows
+            .iter()
+            .map(|f| parse_flow_mod(f, FlowModCommand::Add, None).unwrap())
+            .collect();
+        of.flow_mods("br0", &fms).unwrap();
+        let pool = PacketPool::new(4 * BATCH_SIZE + frames.len().min(4096), false).unwrap();
+        Bench {
+            of,
+            pmd,
+            input,
+            output,
+            pool,
+            frames,
+            next: 0,
+        }
+    }
+
+    /// Queues the next batch of frames on the input port.
+    pub fn load_batch(&mut self) {
+        let mut b = Batch::new();
+        for _ in 0..BATCH_SIZE {
+            let f = &self.frames[self.next];
+            self.next = (self.next + 1) % self.frames.len();
+            b.push(self.pool.packet_from(f).expect("pool")).unwrap();
+        }
+        self.input.inject_batch(0, &mut b);
+    }
+
+    /// Recycles what the output port sent into the input port, unchanged
+    /// (the flows under test do not rewrite headers).
+    pub fn recycle(&mut self) {
+        let mut b = Batch::new();
+        loop {
+            self.output.take_sent_into(&mut b);
+            if b.is_empty() {
+                break;
+            }
+            self.input.inject_batch(0, &mut b);
+        }
+    }
+
+    /// Drops whatever was sent.
+    pub fn drain(&mut self) {
+        drop(self.output.take_sent());
+    }
+
+    /// Runs `n` batches to fill the caches.
+    pub fn warm_up(&mut self, n: usize) {
+        for _ in 0..n {
+            self.load_batch();
+            self.pmd.poll_once();
+            self.drain();
+        }
+    }
+}
+
+pub fn mac(n: u8) -> [u8; 6] {
+    [0x02, 0, 0, 0, 0, n]
+}
+
+pub fn tcp4(sip: [u8; 4], dip: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2(mac(1), mac(2))
+        .ipv4(sip, dip, 64)
+        .tcp(sport, dport, 1, 1024);
+    let mut v = Vec::new();
+    b.write(&mut v, &[0u8; 6]).unwrap();
+    v
+}
+
+pub fn udp6(sport: u16, dport: u16) -> Vec<u8> {
+    let s = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    let d = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+    let b = etherparse::PacketBuilder::ethernet2(mac(1), mac(2))
+        .ipv6(s, d, 64)
+        .udp(sport, dport);
+    let mut v = Vec::new();
+    b.write(&mut v, &[0u8; 18]).unwrap();
+    v
+}
+
+pub fn vlan_tcp4() -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2(mac(1), mac(2))
+        .single_vlan(10.try_into().unwrap())
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .tcp(1000, 80, 1, 1024);
+    let mut v = Vec::new();
+    b.write(&mut v, &[0u8; 2]).unwrap();
+    v
+}
+
+/// Port-to-port forwarding of one TCP flow: every packet after warm-up is an EMC hit.
+pub fn emc_hit() -> Bench {
+    let flows = vec![
+        "in_port=1,actions=output:2".to_string(),
+        "in_port=2,actions=output:1".to_string(),
+    ];
+    let mut b = Bench::new(
+        PmdConfig {
+            emc_insert_inv_prob: 1,
+            ..Default::default()
+        },
+        &flows,
+        vec![tcp4([10, 0, 0, 1], [10, 0, 0, 2], 1000, 80)],
+    );
+    b.warm_up(4);
+    b
+}
+
+/// Megaflow hits spread evenly over `k` subtables (EMC off). Rule j
+/// (priority 1000-j) matches nw_dst with a /(8+j) prefix whose last bit is
+/// set; a packet for rule j fails the longer-priority rules on that bit, so
+/// its megaflow's mask is the /(8+j) prefix: one subtable per rule.
+pub fn megaflow_hit(k: u32) -> Bench {
+    let mut flows = Vec::new();
+    let mut frames = Vec::new();
+    for j in 1..=k {
+        let len = 8 + j;
+        let addr = (10u32 << 24) | (1 << (32 - len));
+        let a = addr.to_be_bytes();
+        flows.push(format!(
+            "priority={},ip,nw_dst={}.{}.{}.{}/{len},actions=output:2",
+            1000 - j,
+            a[0],
+            a[1],
+            a[2],
+            a[3]
+        ));
+        for f in 0..4u16 {
+            frames.push(tcp4([10, 0, 0, 1], a, 1000 + f, 80));
+        }
+    }
+    let mut b = Bench::new(
+        PmdConfig {
+            emc_insert_inv_prob: 0,
+            ..Default::default()
+        },
+        &flows,
+        frames,
+    );
+    b.warm_up(8);
+    assert_eq!(
+        b.pmd.n_subtables(),
+        k as usize,
+        "one megaflow subtable per rule"
+    );
+    b
+}
+
+/// Every packet a new flow: `n` rules matching nw_dst exactly, packets to
+/// each in turn; the caller flushes megaflows between rounds.
+pub fn upcall(n: u32) -> Bench {
+    let mut flows = Vec::new();
+    let mut frames = Vec::new();
+    for i in 0..n {
+        let a = (0x0a00_0000u32 + i).to_be_bytes();
+        flows.push(format!(
+            "ip,nw_dst={}.{}.{}.{},actions=output:2",
+            a[0], a[1], a[2], a[3]
+        ));
+        frames.push(tcp4([10, 9, 0, 1], a, 1000, 80));
+    }
+    Bench::new(
+        PmdConfig {
+            emc_insert_inv_prob: 1,
+            ..Default::default()
+        },
+        &flows,
+        frames,
+    )
+}
