@@ -26,7 +26,7 @@ fn measured_extract(
     key: &mut fvs_datapath::FlowKey,
     stats: &mut fvs_datapath::extract::ExtractStats,
 ) -> (u32, bool) {
-    fvs_datapath::extract::extract_hot(pkt, key, stats)
+    fvs_datapath::extract::extract_hot(pkt, key, stats, true)
 }
 
 fn main() {

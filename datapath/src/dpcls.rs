@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use crate::actions::DpAction;
-use crate::hash::masked_hash;
-use crate::key::{FlowKey, KEY_WORDS};
+use crate::hash::{finish, masked_hash, mix, BASIS};
+use crate::key::{FlowKey, HOT_WORDS, KEY_WORDS};
 
 /// OVS's per-PMD megaflow limit.
 pub const DEFAULT_MAX_FLOWS: usize = 65536;
@@ -68,10 +68,26 @@ struct Bucket {
     flow: u32,
 }
 
+/// Hash of a hot-only subtable's masked key.
+#[inline(always)]
+fn hash_hot(masked: &[u64; HOT_WORDS]) -> u32 {
+    let mut h = BASIS;
+    for &w in masked {
+        h = mix(h, w);
+    }
+    finish(h)
+}
+
 struct Subtable {
+    /// Stable while the subtable exists (its position changes with ranking).
+    id: u32,
     mask: FlowKey,
     /// Indices of the mask's non-zero words.
     words: Box<[u8]>,
+    /// The mask has no bits beyond the hot words: lookups hash and compare
+    /// the six hot words, unrolled (`hot_mask` holds them).
+    hot_only: bool,
+    hot_mask: [u64; HOT_WORDS],
     buckets: Vec<Bucket>,
     bmask: usize,
     count: usize,
@@ -79,11 +95,16 @@ struct Subtable {
 }
 
 impl Subtable {
-    fn new(mask: &FlowKey) -> Subtable {
+    fn new(mask: &FlowKey, id: u32) -> Subtable {
         let words: Box<[u8]> = mask.nonzero_words().map(|w| w as u8).collect();
+        let hot_only = words.iter().all(|&w| (w as usize) < HOT_WORDS);
+        let hot_mask = std::array::from_fn(|i| mask.word(i));
         Subtable {
+            id,
             mask: *mask,
             words,
+            hot_only,
+            hot_mask,
             buckets: vec![
                 Bucket {
                     hash: 0,
@@ -94,6 +115,48 @@ impl Subtable {
             bmask: 7,
             count: 0,
             hits: 0,
+        }
+    }
+
+    /// The subtable's hash of a key (whose hot words are `hot`).
+    #[inline(always)]
+    fn hash(&self, key: &FlowKey, hot: &[u64; HOT_WORDS]) -> u32 {
+        if self.hot_only {
+            hash_hot(&self.mask_hot(hot))
+        } else {
+            masked_hash(key, &self.mask, &self.words)
+        }
+    }
+
+    #[inline(always)]
+    fn mask_hot(&self, hot: &[u64; HOT_WORDS]) -> [u64; HOT_WORDS] {
+        std::array::from_fn(|i| hot[i] & self.hot_mask[i])
+    }
+
+    /// The (slot, generation) of the flow with hash `h` whose stored
+    /// masked key satisfies `same`.
+    #[inline(always)]
+    fn probe<D>(
+        &self,
+        h: u32,
+        slots: &[Slot<D>],
+        same: impl Fn(&FlowKey) -> bool,
+    ) -> Option<(u32, u32)> {
+        let mut i = h as usize & self.bmask;
+        loop {
+            let b = *self.buckets.get(i)?;
+            if b.flow == EMPTY {
+                return None;
+            }
+            if b.hash == h {
+                let slot = slots.get(b.flow as usize)?;
+                if let Some(f) = &slot.flow {
+                    if same(&f.key) {
+                        return Some((b.flow, slot.gen));
+                    }
+                }
+            }
+            i = (i + 1) & self.bmask;
         }
     }
 
@@ -186,11 +249,13 @@ pub enum InstallError {
 pub struct Megaflows<D> {
     slots: Vec<Slot<D>>,
     free: Vec<u32>,
-    subtables: Vec<Option<Subtable>>,
-    /// Subtable indices, most hit first.
-    order: Vec<u32>,
+    /// Most hit first (see [`Megaflows::rank`]).
+    subtables: Vec<Subtable>,
+    next_subtable_id: u32,
     len: usize,
     max_flows: usize,
+    /// Subtables whose mask reaches beyond the hot words.
+    n_cold: usize,
 }
 
 impl<D> Default for Megaflows<D> {
@@ -205,9 +270,10 @@ impl<D> Megaflows<D> {
             slots: Vec::new(),
             free: Vec::new(),
             subtables: Vec::new(),
-            order: Vec::new(),
+            next_subtable_id: 0,
             len: 0,
             max_flows,
+            n_cold: 0,
         }
     }
 
@@ -220,7 +286,15 @@ impl<D> Megaflows<D> {
     }
 
     pub fn n_subtables(&self) -> usize {
-        self.order.len()
+        self.subtables.len()
+    }
+
+    fn subtable_pos(&self, id: u32) -> usize {
+        // Every live flow's subtable exists.
+        self.subtables
+            .iter()
+            .position(|s| s.id == id)
+            .expect("subtable of a live flow")
     }
 
     pub fn set_max_flows(&mut self, max: usize) {
@@ -231,37 +305,46 @@ impl<D> Megaflows<D> {
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey) -> Option<Hit> {
         let slots = &self.slots;
-        for (n, &si) in self.order.iter().enumerate() {
-            let Some(st) = self.subtables[si as usize].as_mut() else {
-                continue;
-            };
-            let h = masked_hash(key, &st.mask, &st.words);
-            let mut i = h as usize & st.bmask;
-            loop {
-                let b = st.buckets[i];
-                if b.flow == EMPTY {
-                    break;
+        let hot: [u64; HOT_WORDS] = std::array::from_fn(|i| key.word(i));
+        for (n, st) in self.subtables.iter_mut().enumerate() {
+            let found = if st.hot_only {
+                // Scalar on purpose: each masked word feeds a CRC instruction.
+                let mut h = BASIS;
+                for (k, m) in hot.iter().zip(st.hot_mask.iter()) {
+                    h = mix(h, k & m);
                 }
-                if b.hash == h {
-                    let slot = &slots[b.flow as usize];
-                    if let Some(f) = &slot.flow {
-                        let m = &st.mask;
-                        if st.words.iter().all(|&w| {
-                            key.word(w as usize) & m.word(w as usize) == f.key.word(w as usize)
-                        }) {
-                            st.hits += 1;
-                            return Some(Hit {
-                                flow: b.flow,
-                                gen: slot.gen,
-                                lookups: n as u32 + 1,
-                            });
-                        }
+                let hm = &st.hot_mask;
+                st.probe(finish(h), slots, |stored| {
+                    let mut diff = 0;
+                    for w in 0..HOT_WORDS {
+                        diff |= (hot[w] & hm[w]) ^ stored.word(w);
                     }
-                }
-                i = (i + 1) & st.bmask;
+                    diff == 0
+                })
+            } else {
+                let (words, mask) = (&st.words, &st.mask);
+                st.probe(masked_hash(key, mask, words), slots, |stored| {
+                    words.iter().all(|&w| {
+                        key.word(w as usize) & mask.word(w as usize) == stored.word(w as usize)
+                    })
+                })
+            };
+            if let Some((flow, gen)) = found {
+                st.hits += 1;
+                return Some(Hit {
+                    flow,
+                    gen,
+                    lookups: n as u32 + 1,
+                });
             }
         }
         None
+    }
+
+    /// Whether some subtable's mask reaches beyond the hot words (so that
+    /// lookups read a key's cold words).
+    pub fn has_cold_masks(&self) -> bool {
+        self.n_cold > 0
     }
 
     /// The live megaflow in slot `idx` if its generation is still `gen`.
@@ -288,11 +371,7 @@ impl<D> Megaflows<D> {
 
     /// The mask of a megaflow.
     pub fn mask_of(&self, f: &Megaflow<D>) -> &FlowKey {
-        // Every live flow's subtable exists.
-        &self.subtables[f.subtable as usize]
-            .as_ref()
-            .expect("subtable of a live flow")
-            .mask
+        &self.subtables[self.subtable_pos(f.subtable)].mask
     }
 
     /// Installs a megaflow for `key` under `mask`; returns its slot and generation.
@@ -307,31 +386,22 @@ impl<D> Megaflows<D> {
         if self.len >= self.max_flows {
             return Err(InstallError::TableFull);
         }
-        let si = match self
-            .subtables
-            .iter()
-            .position(|s| s.as_ref().is_some_and(|s| s.mask == *mask))
-        {
+        let si = match self.subtables.iter().position(|s| s.mask == *mask) {
             Some(i) => i,
             None => {
-                let st = Some(Subtable::new(mask));
-                let i = match self.subtables.iter().position(|s| s.is_none()) {
-                    Some(i) => {
-                        self.subtables[i] = st;
-                        i
-                    }
-                    None => {
-                        self.subtables.push(st);
-                        self.subtables.len() - 1
-                    }
-                };
-                self.order.push(i as u32);
-                i
+                let st = Subtable::new(mask, self.next_subtable_id);
+                self.next_subtable_id = self.next_subtable_id.wrapping_add(1);
+                if !st.hot_only {
+                    self.n_cold += 1;
+                }
+                self.subtables.push(st);
+                self.subtables.len() - 1
             }
         };
         let masked = key.and(mask);
-        let st = self.subtables[si].as_mut().expect("subtable just found");
-        let hash = masked_hash(&masked, mask, &st.words);
+        let st = &mut self.subtables[si];
+        let hash = st.hash(&masked, &std::array::from_fn(|i| masked.word(i)));
+        let subtable = st.id;
         let flow = Megaflow {
             key: masked,
             actions,
@@ -339,7 +409,7 @@ impl<D> Megaflows<D> {
             credited: FlowCounters::default(),
             deps,
             version,
-            subtable: si as u32,
+            subtable,
             hash,
         };
         let idx = match self.free.pop() {
@@ -355,7 +425,7 @@ impl<D> Megaflows<D> {
                 (self.slots.len() - 1) as u32
             }
         };
-        st.insert(hash, idx);
+        self.subtables[si].insert(hash, idx);
         self.len += 1;
         Ok((idx, self.slots[idx as usize].gen))
     }
@@ -367,14 +437,14 @@ impl<D> Megaflows<D> {
         slot.gen = slot.gen.wrapping_add(1);
         self.free.push(idx);
         self.len -= 1;
-        let si = f.subtable as usize;
-        let st = self.subtables[si]
-            .as_mut()
-            .expect("subtable of a live flow");
+        let si = self.subtable_pos(f.subtable);
+        let st = &mut self.subtables[si];
         st.remove(f.hash, idx);
         if st.count == 0 {
-            self.subtables[si] = None;
-            self.order.retain(|&o| o as usize != si);
+            if !st.hot_only {
+                self.n_cold -= 1;
+            }
+            self.subtables.remove(si);
         }
         Some(f)
     }
@@ -404,11 +474,8 @@ impl<D> Megaflows<D> {
     /// Reorders subtables by hits since the last ranking (OVS re-sorts its
     /// subtable vector periodically the same way).
     pub fn rank(&mut self) {
-        let subtables = &self.subtables;
-        self.order.sort_by_key(|&i| {
-            std::cmp::Reverse(subtables[i as usize].as_ref().map_or(0, |s| s.hits))
-        });
-        for s in self.subtables.iter_mut().flatten() {
+        self.subtables.sort_by_key(|s| std::cmp::Reverse(s.hits));
+        for s in &mut self.subtables {
             s.hits = 0;
         }
     }

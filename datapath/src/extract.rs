@@ -33,7 +33,7 @@ fn be16(b: [u8; 2]) -> u16 {
 /// packet's metadata) the flow hash.
 #[inline]
 pub fn extract(pkt: &mut Packet, key: &mut FlowKey, stats: &mut ExtractStats) -> u32 {
-    let (hash, compact) = extract_hot(pkt, key, stats);
+    let (hash, compact) = extract_hot(pkt, key, stats, true);
     if compact {
         key.clear_cold();
     }
@@ -43,9 +43,15 @@ pub fn extract(pkt: &mut Packet, key: &mut FlowKey, stats: &mut ExtractStats) ->
 /// The hot-path form of [`extract`]: also tells whether the key is compact
 /// ([`FlowKey::is_compact`]), and then leaves the words beyond the hot ones
 /// as they were (stale). The caller clears them ([`FlowKey::clear_cold`])
-/// before using the key for anything but the EMC.
+/// before using the key for anything but the EMC. Without `want_hash`
+/// (no EMC to look up) the hash is not computed and is 0.
 #[inline(always)]
-pub fn extract_hot(pkt: &mut Packet, key: &mut FlowKey, stats: &mut ExtractStats) -> (u32, bool) {
+pub fn extract_hot(
+    pkt: &mut Packet,
+    key: &mut FlowKey,
+    stats: &mut ExtractStats,
+    want_hash: bool,
+) -> (u32, bool) {
     key.b[8..HOT_LEN].fill(0);
     let m = pkt.meta();
     key.set_in_port(m.in_port);
@@ -68,7 +74,11 @@ pub fn extract_hot(pkt: &mut Packet, key: &mut FlowKey, stats: &mut ExtractStats
         key.b[ofs::TUN_TTL] = t.ttl;
     }
     let compact = simple && !tunnel;
-    let h = hash::key_hash_shaped(key, compact);
+    let h = if want_hash {
+        hash::key_hash_shaped(key, compact)
+    } else {
+        0
+    };
     let m = pkt.meta_mut();
     m.l3_ofs = l3;
     m.l4_ofs = l4;

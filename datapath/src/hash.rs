@@ -8,7 +8,8 @@ use crate::key::{FlowKey, HOT_WORDS, KEY_WORDS};
 
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse4.2")))]
 const K: u64 = 0x9e37_79b9_7f4a_7c15;
-const BASIS: u64 = 0x2545_f491_4f6c_dd1d;
+/// Starting value of every hash.
+pub const BASIS: u64 = 0x2545_f491_4f6c_dd1d;
 
 /// Folds a word into the hash: one CRC32C instruction where SSE4.2 is
 /// available (as OVS hashes on x86), multiply–rotate otherwise.

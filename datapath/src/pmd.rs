@@ -324,6 +324,9 @@ impl TxPorts {
 struct FlowBatch {
     flow: u32,
     gen: u32,
+    /// Packets of the round in this group (they move to `pkts` only when
+    /// the round has several groups).
+    n: usize,
     pkts: Batch,
     bytes: u64,
     tcp_flags: u16,
@@ -352,9 +355,11 @@ pub struct Pmd<H: Upcall> {
     counters: PmdCounters,
     extract_stats: ExtractStats,
     keys: Box<[FlowKey; BATCH_SIZE]>,
-    /// Per packet of the current round: its megaflow (slot, generation),
-    /// `NO_FLOW` (dropped) or `SOLO` (actions in `solo`).
-    round: [(u32, u32); BATCH_SIZE],
+    /// Per packet of the current round: its flow batch, `NO_SLOT` (not
+    /// classified: dropped) or `SOLO_SLOT` (actions in `solo`).
+    round: [u8; BATCH_SIZE],
+    /// Per packet of the current round: whether its key is compact.
+    compact: [bool; BATCH_SIZE],
     solo: Vec<(usize, Arc<[DpAction]>)>,
     fbs: Vec<FlowBatch>,
     epoch: u64,
@@ -367,10 +372,10 @@ pub struct Pmd<H: Upcall> {
 }
 
 const HOUSEKEEPING_MS: u64 = 1000;
-/// A packet whose translation failed (dropped).
-const NO_FLOW: u32 = u32::MAX;
+/// A packet not (yet) classified; dropped if it stays so.
+const NO_SLOT: u8 = u8::MAX;
 /// A packet that runs its actions alone (its megaflow was not installed).
-const SOLO: u32 = u32::MAX - 1;
+const SOLO_SLOT: u8 = u8::MAX - 1;
 
 impl<H: Upcall> Pmd<H> {
     pub fn new(id: usize, handler: Arc<H>, config: PmdConfig) -> Pmd<H> {
@@ -389,12 +394,14 @@ impl<H: Upcall> Pmd<H> {
             counters: PmdCounters::default(),
             extract_stats: ExtractStats::default(),
             keys: Box::new([FlowKey::ZERO; BATCH_SIZE]),
-            round: [(NO_FLOW, 0); BATCH_SIZE],
+            round: [NO_SLOT; BATCH_SIZE],
+            compact: [false; BATCH_SIZE],
             solo: Vec::new(),
             fbs: (0..BATCH_SIZE)
                 .map(|_| FlowBatch {
                     flow: 0,
                     gen: 0,
+                    n: 0,
                     pkts: Batch::new(),
                     bytes: 0,
                     tcp_flags: 0,
@@ -468,31 +475,42 @@ impl<H: Upcall> Pmd<H> {
     /// Processes a batch of packets received on datapath port `in_port`
     /// (the batch is left empty). Output is queued; [`Pmd::flush`] sends it.
     ///
-    /// Packets are classified in place; when the whole batch belongs to one
-    /// megaflow (the common case) its actions run on the batch as it is,
-    /// otherwise packets are grouped per megaflow, keeping each flow's order.
+    /// Each packet is classified in place into a per-megaflow group; when
+    /// the whole batch is one group (the common case) its actions run on the
+    /// batch as it is, otherwise packets move to their group, keeping each
+    /// flow's order, and each group's actions run once.
     pub fn process(&mut self, batch: &mut Batch, in_port: u32) {
         let n = batch.len();
         if n == 0 {
             return;
         }
         self.counters.packets += n as u64;
+        self.epoch += 1;
+        let epoch = self.epoch;
         let emc_on = self.config.emc_insert_inv_prob != 0;
+        let mut nfb = 0usize;
         let mut n_miss = 0;
-        let mut bytes = 0u64;
-        let mut tcp_flags = 0u16;
-        for (i, pkt) in batch.packets_mut().iter_mut().enumerate() {
+        let per_packet = self
+            .keys
+            .iter_mut()
+            .zip(self.round.iter_mut())
+            .zip(self.compact.iter_mut());
+        for (pkt, ((key, round), compact_out)) in batch.packets_mut().iter_mut().zip(per_packet) {
             pkt.meta_mut().in_port = in_port;
-            let key = &mut self.keys[i];
-            let (hash, compact) = extract_hot(pkt, key, &mut self.extract_stats);
-            bytes += pkt.len() as u64;
-            tcp_flags |= key.be16_at(ofs::TCP_FLAGS);
-            self.round[i] = (NO_FLOW, 0);
+            let (hash, compact) = extract_hot(pkt, key, &mut self.extract_stats, emc_on);
+            *compact_out = compact;
+            *round = NO_SLOT;
             if emc_on {
                 if let Some(hit) = self.emc.lookup(key, hash, compact) {
-                    if self.flows.is_live(hit.flow, hit.gen) {
-                        self.round[i] = (hit.flow, hit.gen);
-                        continue;
+                    if let Some(f) = self.flows.get_mut(hit.flow, hit.gen) {
+                        let s = batch_slot(f, epoch, &mut nfb, &mut self.fbs, hit.flow, hit.gen);
+                        if let Some(fb) = self.fbs.get_mut(s) {
+                            fb.n += 1;
+                            fb.bytes += pkt.len() as u64;
+                            fb.tcp_flags |= key.be16_at(ofs::TCP_FLAGS);
+                            *round = s as u8;
+                            continue;
+                        }
                     }
                 }
             }
@@ -500,18 +518,18 @@ impl<H: Upcall> Pmd<H> {
         }
         self.counters.emc_hits += (n - n_miss) as u64;
         if n_miss > 0 {
-            self.handle_misses(batch, emc_on);
+            self.handle_misses(batch, epoch, &mut nfb, emc_on);
         }
 
         self.now_ms = now_ms();
-        let first = self.round[0];
-        if first.0 < SOLO && self.round[1..n].iter().all(|r| *r == first) {
-            if let Some(f) = self.flows.get_mut(first.0, first.1) {
+        if nfb == 1 && self.fbs[0].n == n {
+            let fb = &self.fbs[0];
+            if let Some(f) = self.flows.get_mut(fb.flow, fb.gen) {
                 let c = &mut f.counters;
                 c.packets += n as u64;
-                c.bytes += bytes;
+                c.bytes += fb.bytes;
                 c.used_ms = self.now_ms.max(1);
-                c.tcp_flags |= tcp_flags;
+                c.tcp_flags |= fb.tcp_flags;
                 execute(
                     &f.actions,
                     batch,
@@ -522,19 +540,18 @@ impl<H: Upcall> Pmd<H> {
                 return;
             }
         }
-        self.dispatch_by_flow(batch);
+        self.dispatch_by_flow(batch, nfb);
     }
 
-    /// Groups the packets of a round by megaflow and runs each group's actions.
-    fn dispatch_by_flow(&mut self, batch: &mut Batch) {
-        self.epoch += 1;
-        let epoch = self.epoch;
-        let mut nfb = 0usize;
+    /// Moves the packets of a round to their groups and runs each group's actions.
+    // Out of line: a function of its own keeps this loop's state in registers.
+    #[inline(never)]
+    fn dispatch_by_flow(&mut self, batch: &mut Batch, nfb: usize) {
         let mut solo = std::mem::take(&mut self.solo);
-        for (i, pkt) in batch.drain().enumerate() {
-            match self.round[i] {
-                (NO_FLOW, _) => {}
-                (SOLO, _) => {
+        for (i, (pkt, &round)) in batch.drain().zip(self.round.iter()).enumerate() {
+            match round {
+                NO_SLOT => {}
+                SOLO_SLOT => {
                     if let Some(pos) = solo.iter().position(|(j, _)| *j == i) {
                         let (_, acts) = solo.swap_remove(pos);
                         let mut one = Batch::new();
@@ -548,10 +565,10 @@ impl<H: Upcall> Pmd<H> {
                         );
                     }
                 }
-                (flow, gen) => {
-                    if let Some(f) = self.flows.get_mut(flow, gen) {
-                        let s = batch_slot(f, epoch, &mut nfb, &mut self.fbs, flow, gen);
-                        add_to_batch(&mut self.fbs[s], pkt, &self.keys[i]);
+                s => {
+                    if let Some(fb) = self.fbs.get_mut(s as usize) {
+                        // Cannot fail: a round has at most BATCH_SIZE packets.
+                        let _ = fb.pkts.push(pkt);
                     }
                 }
             }
@@ -582,56 +599,88 @@ impl<H: Upcall> Pmd<H> {
 
     /// Looks the EMC misses of a round up in the megaflow classifier, and
     /// upcalls for the rest (installing a megaflow for each).
-    fn handle_misses(&mut self, batch: &Batch, emc_on: bool) {
-        for (i, pkt) in batch.packets().iter().enumerate() {
-            if self.round[i].0 != NO_FLOW {
+    #[inline(never)]
+    fn handle_misses(&mut self, batch: &Batch, epoch: u64, nfb: &mut usize, emc_on: bool) {
+        let cold_masks = self.flows.has_cold_masks();
+        let per_packet = self
+            .keys
+            .iter_mut()
+            .zip(self.round.iter_mut())
+            .zip(self.compact.iter());
+        for (i, (pkt, ((key, round), &compact))) in
+            batch.packets().iter().zip(per_packet).enumerate()
+        {
+            if *round != NO_SLOT {
                 continue;
             }
-            // Extraction left a compact key's cold words stale.
-            if self.keys[i].is_compact() {
-                self.keys[i].clear_cold();
+            // Extraction left a compact key's cold words stale: clear them
+            // before anything reads them (a subtable with cold words, the
+            // EMC, translation).
+            let mut stale = compact;
+            if stale && cold_masks {
+                key.clear_cold();
+                stale = false;
             }
-            let key = &self.keys[i];
-            if let Some(hit) = self.flows.lookup(key) {
-                self.counters.megaflow_hits += 1;
-                self.counters.megaflow_lookups += hit.lookups as u64;
-                if emc_on {
-                    self.emc
-                        .maybe_insert(key, pkt.meta().hash, hit.flow, hit.gen);
+            let found = self.flows.lookup(key);
+            let (flow, gen) = match found {
+                Some(hit) => {
+                    self.counters.megaflow_hits += 1;
+                    self.counters.megaflow_lookups += hit.lookups as u64;
+                    if emc_on {
+                        if stale {
+                            key.clear_cold();
+                        }
+                        self.emc
+                            .maybe_insert(key, pkt.meta().hash, hit.flow, hit.gen);
+                    }
+                    (hit.flow, hit.gen)
                 }
-                self.round[i] = (hit.flow, hit.gen);
-                continue;
-            }
-            let t = match self.handler.translate(key, pkt) {
-                Ok(t) => t,
-                Err(_) => {
-                    self.counters.upcalls_failed += 1;
-                    continue;
+                None => {
+                    if stale {
+                        key.clear_cold();
+                    }
+                    let t = match self.handler.translate(key, pkt) {
+                        Ok(t) => t,
+                        Err(_) => {
+                            self.counters.upcalls_failed += 1;
+                            continue;
+                        }
+                    };
+                    self.counters.upcalls_ok += 1;
+                    let mut mask = t.mask;
+                    // Every megaflow is specific to its input port and recirculation pass.
+                    mask.set_bytes(ofs::IN_PORT, &[0xff; 8]);
+                    let acts: Arc<[DpAction]> = t.actions.into();
+                    match self.flows.insert(
+                        key,
+                        &mask,
+                        acts.clone(),
+                        (t.deps, BatchTag::default()),
+                        t.version,
+                    ) {
+                        Ok((idx, gen)) => {
+                            if emc_on {
+                                self.emc.maybe_insert(key, pkt.meta().hash, idx, gen);
+                            }
+                            (idx, gen)
+                        }
+                        Err(_) => {
+                            // Over the flow limit: the packet still gets its actions.
+                            self.counters.installs_failed += 1;
+                            *round = SOLO_SLOT;
+                            self.solo.push((i, acts));
+                            continue;
+                        }
+                    }
                 }
             };
-            self.counters.upcalls_ok += 1;
-            let mut mask = t.mask;
-            // Every megaflow is specific to its input port and recirculation pass.
-            mask.set_bytes(ofs::IN_PORT, &[0xff; 8]);
-            let acts: Arc<[DpAction]> = t.actions.into();
-            match self.flows.insert(
-                key,
-                &mask,
-                acts.clone(),
-                (t.deps, BatchTag::default()),
-                t.version,
-            ) {
-                Ok((idx, gen)) => {
-                    if emc_on {
-                        self.emc.maybe_insert(key, pkt.meta().hash, idx, gen);
-                    }
-                    self.round[i] = (idx, gen);
-                }
-                Err(_) => {
-                    // Over the flow limit: the packet still gets its actions.
-                    self.counters.installs_failed += 1;
-                    self.round[i] = (SOLO, 0);
-                    self.solo.push((i, acts));
+            if let Some(f) = self.flows.get_mut(flow, gen) {
+                let s = batch_slot(f, epoch, nfb, &mut self.fbs, flow, gen);
+                if let Some(fb) = self.fbs.get_mut(s) {
+                    fb.n += 1;
+                    fb.bytes += pkt.len() as u64;
+                    fb.tcp_flags |= key.be16_at(ofs::TCP_FLAGS);
+                    *round = s as u8;
                 }
             }
         }
@@ -835,17 +884,10 @@ fn batch_slot<D>(
     let fb = &mut fbs[s];
     fb.flow = flow;
     fb.gen = gen;
+    fb.n = 0;
     fb.bytes = 0;
     fb.tcp_flags = 0;
     s
-}
-
-#[inline(always)]
-fn add_to_batch(fb: &mut FlowBatch, pkt: Packet, key: &FlowKey) {
-    fb.bytes += pkt.len() as u64;
-    fb.tcp_flags |= key.be16_at(ofs::TCP_FLAGS);
-    // Cannot fail: a round has at most BATCH_SIZE packets.
-    let _ = fb.pkts.push(pkt);
 }
 
 /// Runs `acts` on every packet of `pkts` (which is left empty).
