@@ -17,7 +17,21 @@ if [ ${#packages[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}"
 fi
 
+# 2 MB hugepages for the hugepage-backed packet pool tests; the original
+# reservation is restored on exit.
+want_pages=64
+orig_pages=$(cat /proc/sys/vm/nr_hugepages 2>/dev/null || echo 0)
+free_pages=$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo 2>/dev/null || echo 0)
+if [ "${free_pages:-0}" -lt "$want_pages" ] && [ -w /proc/sys/vm/nr_hugepages ]; then
+    echo $((orig_pages + want_pages - free_pages)) > /proc/sys/vm/nr_hugepages
+    trap 'echo "$orig_pages" > /proc/sys/vm/nr_hugepages' EXIT
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace
+# The benchmark scenarios build and assert what they measure (a few rounds each).
 cargo bench --workspace --no-run --quiet
+for scenario in extract_tcp4 emc_hit megaflow1 megaflow4 megaflow16 upcall; do
+    cargo bench --quiet --bench instructions -- "$scenario" 20 >/dev/null
+done

@@ -30,7 +30,8 @@ fn measured_extract(
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    // `cargo bench` adds `--bench`; only positional arguments count.
+    let args: Vec<String> = std::env::args().filter(|a| !a.starts_with("--")).collect();
     let scenario = args.get(1).map(String::as_str).unwrap_or("emc_hit");
     let iters: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000);
     let mut packets = 0;

@@ -91,8 +91,9 @@ counters! {
     slow_path,
     /// Copies that failed for want of buffers.
     clone_failed,
-    /// Packets sent to ports.
+    /// Packets sent to ports, and the batches they went in.
     tx_packets,
+    tx_batches,
     /// Packets for a port this thread has no queue on.
     tx_no_port,
     /// Headers cut short.
@@ -133,6 +134,49 @@ impl PmdCounters {
     /// Packets that missed both caches.
     pub fn misses(&self) -> u64 {
         self.upcalls_ok + self.upcalls_failed
+    }
+
+    /// The counters as `ovs-appctl dpif-netdev/pmd-stats-show` prints them,
+    /// under `header` (e.g. `pmd thread numa_id 0 core_id 1:`).
+    pub fn format(&self, header: &str) -> String {
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let mut s = format!(
+            "{header}\n  packets received: {}\n  packet recirculations: 0\n  avg. datapath passes per packet: {:.2}\n  \
+             phwol hits: 0\n  mfex opt hits: 0\n  simple match hits: 0\n  emc hits: {}\n  smc hits: 0\n  \
+             megaflow hits: {}\n  avg. subtable lookups per megaflow hit: {:.2}\n  miss with success upcall: {}\n  \
+             miss with failed upcall: {}\n  avg. packets per output batch: {:.2}\n",
+            self.packets,
+            if self.packets == 0 { 0.0 } else { 1.0 },
+            self.emc_hits,
+            self.megaflow_hits,
+            self.avg_subtable_lookups(),
+            self.upcalls_ok,
+            self.upcalls_failed,
+            ratio(self.tx_packets, self.tx_batches),
+        );
+        let total = self.idle_cycles + self.busy_cycles;
+        if total == 0 {
+            return s;
+        }
+        s += &format!(
+            "  idle cycles: {} ({:.2}%)\n  processing cycles: {} ({:.2}%)\n",
+            self.idle_cycles,
+            100.0 * ratio(self.idle_cycles, total),
+            self.busy_cycles,
+            100.0 * ratio(self.busy_cycles, total),
+        );
+        if self.packets == 0 {
+            return s;
+        }
+        s += &format!(
+            "  avg cycles per packet: {:.2} ({total}/{})\n  avg processing cycles per packet: {:.2} ({}/{})\n",
+            ratio(total, self.packets),
+            self.packets,
+            ratio(self.busy_cycles, self.packets),
+            self.busy_cycles,
+            self.packets,
+        );
+        s
     }
 }
 
@@ -285,6 +329,7 @@ impl TxPorts {
             self.pending.push(port);
         } else if tp.batch.is_full() {
             c.tx_packets += tp.batch.len() as u64;
+            c.tx_batches += 1;
             tp.queue.send(&mut tp.batch);
         }
         // Cannot fail: the batch was just emptied if it was full.
@@ -303,6 +348,7 @@ impl TxPorts {
             self.pending.push(port);
         } else if tp.batch.len() + pkts.len() > BATCH_SIZE {
             c.tx_packets += tp.batch.len() as u64;
+            c.tx_batches += 1;
             tp.queue.send(&mut tp.batch);
         }
         tp.batch.append(pkts);
@@ -313,6 +359,7 @@ impl TxPorts {
             if let Some(Some(tp)) = self.ports.get_mut(port as usize) {
                 if !tp.batch.is_empty() {
                     c.tx_packets += tp.batch.len() as u64;
+                    c.tx_batches += 1;
                     tp.queue.send(&mut tp.batch);
                 }
             }
