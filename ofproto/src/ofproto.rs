@@ -639,7 +639,7 @@ impl Ofproto {
     }
 
     /// The rules `filter` selects (as a non-strict delete would; `None`:
-    /// all), with fresh statistics, ordered by table, then priority.
+    /// all), with fresh statistics, ordered by table, priority, then age.
     pub fn dump_flows(
         &self,
         bridge: &str,
@@ -650,7 +650,8 @@ impl Ofproto {
         let br = st.bridge(bridge)?;
         let all = FlowMod::new(FlowModCommand::Delete);
         let mut rules = Self::select(br, filter.unwrap_or(&all));
-        rules.sort_by_key(|r| (r.table_id, std::cmp::Reverse(r.priority), r.id));
+        // Creation order within a priority: a modified rule keeps its place.
+        rules.sort_by_key(|r| (r.table_id, std::cmp::Reverse(r.priority), r.created, r.id));
         let now = Instant::now();
         let now_ms = ms_of(now);
         Ok(rules.iter().map(|r| flow_stats(r, now, now_ms)).collect())

@@ -325,6 +325,19 @@ pub struct FlowFilter {
     pub out_port: u16,
 }
 
+impl FlowFilter {
+    /// The filter as the (loose delete) flow-mod that selects the same rules.
+    pub fn to_flow_mod(&self) -> FlowMod {
+        let mut fm = FlowMod::new(FlowModCommand::Delete);
+        fm.table_id = self.table_id;
+        fm.match_ = self.match_;
+        fm.cookie = self.cookie;
+        fm.cookie_mask = self.cookie_mask;
+        fm.out_port = self.out_port;
+        fm
+    }
+}
+
 /// Parses a `dump-flows` filter: `table=N`, `cookie=V/M`, `out_port=P` and
 /// a match (no priority, as in OVS).
 pub fn parse_flow_filter(s: &str, ports: Option<&dyn PortNames>) -> Result<FlowFilter, ParseError> {
