@@ -37,7 +37,11 @@ fn frame(i: u32) -> (usize, Vec<u8>) {
     match i % 10 {
         // TCP between vm1 and vm2, 500 connections each way.
         0..=5 => {
-            let (inp, src, dst) = if i.is_multiple_of(2) { (0, 1, 2) } else { (1, 2, 1) };
+            let (inp, src, dst) = if i.is_multiple_of(2) {
+                (0, 1, 2)
+            } else {
+                (1, 2, 1)
+            };
             PacketBuilder::ethernet2(mac(src), mac(dst))
                 .ipv4([10, 0, 0, src], [10, 0, 0, dst], 64)
                 .tcp(10000 + flow, 80, i, 512)

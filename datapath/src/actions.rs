@@ -38,6 +38,15 @@ pub struct L4Set {
     pub dst: u16,
 }
 
+/// IPv6 neighbour discovery fields: the target address and the source
+/// (solicitations) or target (advertisements) link-layer address options.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NdSet {
+    pub target: [u8; 16],
+    pub sll: [u8; 6],
+    pub tll: [u8; 6],
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ArpSet {
     pub op: u16,
@@ -54,6 +63,8 @@ pub enum SlowPath {
     Controller {
         /// Datapath-independent id of the bridge (given by the control plane).
         bridge: u32,
+        /// The OpenFlow input port as the pipeline saw it at the action.
+        in_port: u16,
         reason: u8,
         max_len: u16,
         controller_id: u16,
@@ -89,6 +100,10 @@ pub enum DpAction {
         value: ArpSet,
         mask: ArpSet,
     },
+    SetNd {
+        value: NdSet,
+        mask: NdSet,
+    },
     /// Push an 802.1Q/802.1ad tag (`tci` without the CFI "present" bit).
     PushVlan {
         tpid: u16,
@@ -96,6 +111,9 @@ pub enum DpAction {
     },
     /// Pop the outermost tag.
     PopVlan,
+    /// Rewrite the PCP and VID of the outermost tag in place, keeping its
+    /// TPID (which the flow key does not hold) and its DEI bit.
+    SetVlanTci(u16),
     /// Tunnel metadata for a later encapsulation.
     SetTunnel(TunnelMeta),
 }
@@ -128,8 +146,10 @@ pub fn apply(pkt: &mut Packet, action: &DpAction) {
         DpAction::SetIpv6 { value, mask } => set_ipv6(pkt, value, mask),
         DpAction::SetL4 { value, mask } => set_l4(pkt, value, mask),
         DpAction::SetArp { value, mask } => set_arp(pkt, value, mask),
+        DpAction::SetNd { value, mask } => set_nd(pkt, value, mask),
         DpAction::PushVlan { tpid, tci } => push_vlan(pkt, *tpid, *tci),
         DpAction::PopVlan => pop_vlan(pkt),
+        DpAction::SetVlanTci(tci) => set_vlan_tci(pkt, *tci),
         DpAction::SetTunnel(t) => pkt.meta_mut().tunnel = *t,
         DpAction::Output(_) | DpAction::Userspace(_) => {}
     }
@@ -296,6 +316,54 @@ fn ip_end(d: &[u8], l3: usize, ipv4: bool) -> usize {
         .map_or(0, |b| base + u16::from_be_bytes([b[0], b[1]]) as usize)
 }
 
+const ND_NEIGHBOR_SOLICIT: u8 = 135;
+const ND_NEIGHBOR_ADVERT: u8 = 136;
+
+/// Rewrites the ND target and link-layer address options of a neighbour
+/// solicitation or advertisement, updating the ICMPv6 checksum.
+fn set_nd(pkt: &mut Packet, v: &NdSet, m: &NdSet) {
+    let Some((l3, Some(l4))) = offsets(pkt) else {
+        return;
+    };
+    if l4_proto(pkt) != Some((IPPROTO_ICMPV6, false)) {
+        return;
+    }
+    let d = pkt.data_mut();
+    let end = ip_end(d, l3, false).min(d.len());
+    if end < l4 + 24 || !matches!(d[l4], ND_NEIGHBOR_SOLICIT | ND_NEIGHBOR_ADVERT) {
+        return;
+    }
+    let mut c = u16::from_be_bytes([d[l4 + 2], d[l4 + 3]]);
+    // Every rewritten range starts at an even offset from the ICMPv6 header,
+    // as the incremental update needs.
+    let mut rewrite = |d: &mut [u8], at: usize, v: &[u8], m: &[u8]| {
+        for i in (0..v.len()).step_by(2) {
+            let old = [d[at + i], d[at + i + 1]];
+            let new = [
+                (old[0] & !m[i]) | (v[i] & m[i]),
+                (old[1] & !m[i + 1]) | (v[i + 1] & m[i + 1]),
+            ];
+            c = csum::update_bytes(c, &old, &new);
+            d[at + i..at + i + 2].copy_from_slice(&new);
+        }
+    };
+    rewrite(d, l4 + 8, &v.target, &m.target);
+    let mut at = l4 + 24;
+    while at + 8 <= end {
+        let len = d[at + 1] as usize * 8;
+        if len == 0 || at + len > end {
+            break;
+        }
+        match (d[at], len) {
+            (1, 8) => rewrite(d, at + 2, &v.sll, &m.sll),
+            (2, 8) => rewrite(d, at + 2, &v.tll, &m.tll),
+            _ => {}
+        }
+        at += len;
+    }
+    d[l4 + 2..l4 + 4].copy_from_slice(&c.to_be_bytes());
+}
+
 fn set_l4(pkt: &mut Packet, v: &L4Set, m: &L4Set) {
     let Some((l3, Some(l4))) = offsets(pkt) else {
         return;
@@ -374,6 +442,20 @@ fn push_vlan(pkt: &mut Packet, tpid: u16, tci: u16) {
     d[12..14].copy_from_slice(&tpid.to_be_bytes());
     d[14..16].copy_from_slice(&(tci & !key::VLAN_CFI).to_be_bytes());
     shift_offsets(pkt, true);
+}
+
+fn set_vlan_tci(pkt: &mut Packet, tci: u16) {
+    let d = pkt.data_mut();
+    if d.len() < 18 {
+        return;
+    }
+    let tpid = u16::from_be_bytes([d[12], d[13]]);
+    if tpid != key::ETH_TYPE_VLAN && tpid != key::ETH_TYPE_VLAN_8021AD {
+        return;
+    }
+    let old = u16::from_be_bytes([d[14], d[15]]);
+    let new = (old & key::VLAN_CFI) | (tci & !key::VLAN_CFI);
+    d[14..16].copy_from_slice(&new.to_be_bytes());
 }
 
 fn pop_vlan(pkt: &mut Packet) {

@@ -537,6 +537,8 @@ impl<H: Upcall> Pmd<H> {
         let emc_on = self.config.emc_insert_inv_prob != 0;
         let mut nfb = 0usize;
         let mut n_miss = 0;
+        // (megaflow, generation, group) of the previous EMC hit.
+        let mut last = (u32::MAX, 0u32, 0usize);
         let per_packet = self
             .keys
             .iter_mut()
@@ -549,8 +551,19 @@ impl<H: Upcall> Pmd<H> {
             *round = NO_SLOT;
             if emc_on {
                 if let Some(hit) = self.emc.lookup(key, hash, compact) {
-                    if let Some(f) = self.flows.get_mut(hit.flow, hit.gen) {
-                        let s = batch_slot(f, epoch, &mut nfb, &mut self.fbs, hit.flow, hit.gen);
+                    // Packets of one flow often come in a row: the previous
+                    // packet already validated this megaflow and found its group.
+                    let slot = if (hit.flow, hit.gen) == (last.0, last.1) {
+                        Some(last.2)
+                    } else {
+                        self.flows.get_mut(hit.flow, hit.gen).map(|f| {
+                            let s =
+                                batch_slot(f, epoch, &mut nfb, &mut self.fbs, hit.flow, hit.gen);
+                            last = (hit.flow, hit.gen, s);
+                            s
+                        })
+                    };
+                    if let Some(s) = slot {
                         if let Some(fb) = self.fbs.get_mut(s) {
                             fb.n += 1;
                             fb.bytes += pkt.len() as u64;

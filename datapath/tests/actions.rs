@@ -2095,6 +2095,7 @@ fn set_tunnel_sets_metadata_only() {
 fn output_and_userspace_do_not_touch_the_packet() {
     let (f, _) = v4_frame(&eth(key::ETH_TYPE_IP), ip4_hdr(), &L4::udp(1, 2), b"");
     let up = DpAction::Userspace(SlowPath::Controller {
+        in_port: 1,
         bridge: 1,
         reason: 0,
         max_len: 128,

@@ -20,7 +20,7 @@ use fvs_datapath::pmd::epoch;
 use fvs_datapath::upcall::{Translation, Upcall, UpcallError};
 use thiserror::Error;
 
-use crate::actions::{port, OfAction};
+use crate::actions::OfAction;
 use crate::bridge::{Bridge, BridgePort, VlanConfig, N_TABLES};
 use crate::fdb::FdbRow;
 use crate::flow::{ofs, Match, OfFlow};
@@ -969,17 +969,14 @@ impl Upcall for Ofproto {
     fn slow_path(&self, pkt: &Packet, what: &SlowPath) {
         let SlowPath::Controller {
             bridge,
+            in_port,
             reason,
             max_len,
             table_id,
             cookie,
             ..
         } = what;
-        let in_port = self
-            .read()
-            .odp_ports
-            .get(&pkt.meta().in_port)
-            .map_or(port::NONE, |(_, p)| *p);
+        let in_port = *in_port;
         let data = pkt.data();
         let keep = if *max_len == u16::MAX {
             data.len()

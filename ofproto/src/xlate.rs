@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use fvs_datapath::actions::{ArpSet, DpAction, EthSet, Ipv4Set, Ipv6Set, L4Set, SlowPath};
+use fvs_datapath::actions::{ArpSet, DpAction, EthSet, Ipv4Set, Ipv6Set, L4Set, NdSet, SlowPath};
 use fvs_datapath::key::{self, FlowKey, VLAN_CFI};
 
 use crate::actions::{port, OfAction, PacketInReason, SubField};
@@ -113,8 +113,9 @@ pub(crate) struct Xlate<'a> {
     resubmits: u32,
     table_id: u8,
     cookie: u64,
-    /// Ethertype of the outermost tag a later commit pushes.
-    push_tpid: u16,
+    /// Ethertype of the outermost tag a later commit pushes, if `push_vlan`
+    /// named one.
+    push_tpid: Option<u16>,
     /// Stop executing the current action list (dec_ttl on an expired TTL).
     stop_list: bool,
     error: Option<XlateError>,
@@ -164,7 +165,7 @@ impl<'a> Xlate<'a> {
             resubmits: 0,
             table_id: 0,
             cookie: 0,
-            push_tpid: key::ETH_TYPE_VLAN,
+            push_tpid: None,
             stop_list: false,
             error: None,
             trace: trace.then(Vec::new),
@@ -490,7 +491,7 @@ impl<'a> Xlate<'a> {
     fn push_vlan(&mut self, tpid: u16) {
         self.unwildcard_vlans();
         let outer = self.tci();
-        self.push_tpid = tpid;
+        self.push_tpid = Some(tpid);
         self.set_tci(VLAN_CFI, outer);
     }
 
@@ -545,6 +546,7 @@ impl<'a> Xlate<'a> {
         };
         self.actions.push(DpAction::Userspace(SlowPath::Controller {
             bridge: self.br.id,
+            in_port: self.flow.in_port() as u16,
             reason,
             max_len,
             controller_id,
@@ -720,6 +722,23 @@ impl<'a> Xlate<'a> {
                     mask: v(d),
                 });
             }
+            _ => {}
+        }
+        let nd_dirty = self.dirty_in(ofs::ND_TARGET, 16)
+            || self.dirty_in(ofs::ARP_SHA, 6)
+            || self.dirty_in(ofs::ARP_THA, 6);
+        match dl_type {
+            key::ETH_TYPE_IPV6 if nd_dirty => {
+                let v = |x: &OfFlow| NdSet {
+                    target: Self::bytes(x, ofs::ND_TARGET),
+                    sll: Self::bytes(x, ofs::ARP_SHA),
+                    tll: Self::bytes(x, ofs::ARP_THA),
+                };
+                out.push(DpAction::SetNd {
+                    value: v(f),
+                    mask: v(d),
+                });
+            }
             key::ETH_TYPE_ARP | key::ETH_TYPE_RARP
                 if l3_dirty || self.dirty_in(ofs::ARP_SHA, 6) || self.dirty_in(ofs::ARP_THA, 6) =>
             {
@@ -767,26 +786,36 @@ impl<'a> Xlate<'a> {
             get(&self.flow, ofs::VLAN2_TCI),
         );
         if (b1, b2) != (f1, f2) {
-            for t in [b1, b2] {
-                if t & VLAN_CFI != 0 {
+            // The tags, outermost first. Like OVS, keep the inner tags the
+            // packet and the flow have in common, pop the others and push the
+            // flow's; but the key holds no TPIDs, so a change of the outer
+            // tag alone is made in place, keeping the packet's TPID.
+            let present = |t: &u16| t & VLAN_CFI != 0;
+            let base: Vec<u16> = [b1, b2].into_iter().filter(present).collect();
+            let flow: Vec<u16> = [f1, f2].into_iter().filter(present).collect();
+            let common = base
+                .iter()
+                .rev()
+                .zip(flow.iter().rev())
+                .take_while(|(b, f)| b == f)
+                .count();
+            if base.len() == flow.len() && common + 1 == base.len() {
+                self.actions.push(DpAction::SetVlanTci(flow[0]));
+            } else {
+                for _ in common..base.len() {
                     self.actions.push(DpAction::PopVlan);
                 }
-            }
-            if f2 & VLAN_CFI != 0 {
-                self.actions.push(DpAction::PushVlan {
-                    tpid: key::ETH_TYPE_VLAN,
-                    tci: f2,
-                });
-            }
-            if f1 & VLAN_CFI != 0 {
-                let tpid = if f2 & VLAN_CFI != 0 && self.push_tpid == key::ETH_TYPE_VLAN {
-                    key::ETH_TYPE_VLAN_8021AD
-                } else {
-                    self.push_tpid
-                };
-                self.actions.push(DpAction::PushVlan { tpid, tci: f1 });
+                for i in (0..flow.len() - common).rev() {
+                    let tpid = match (i, self.push_tpid) {
+                        (0, Some(t)) => t,
+                        (0, None) if flow.len() > 1 => key::ETH_TYPE_VLAN_8021AD,
+                        _ => key::ETH_TYPE_VLAN,
+                    };
+                    self.actions.push(DpAction::PushVlan { tpid, tci: flow[i] });
+                }
             }
         }
+        self.push_tpid = None;
         self.base.b[ofs::VLAN_TCI..ofs::VLAN_TCI + 4]
             .copy_from_slice(&self.flow.b[ofs::VLAN_TCI..ofs::VLAN_TCI + 4]);
         self.dirty.b[ofs::VLAN_TCI..ofs::VLAN_TCI + 4].fill(0);
