@@ -92,12 +92,19 @@ fn delete_takes_effect_before_the_next_packet() {
 fn packet_in_reports_the_pipelines_in_port() {
     use fvs_ofproto::syntax::parse_flow_mod;
     let mut sw = TestSwitch::new(2, PmdConfig::default());
-    for l in ["in_port=1,actions=resubmit(2,1)", "table=1,in_port=2,actions=controller"] {
-        sw.flow_mod(&parse_flow_mod(l, FlowModCommand::Add, None).unwrap()).unwrap();
+    for l in [
+        "in_port=1,actions=resubmit(2,1)",
+        "table=1,in_port=2,actions=controller",
+    ] {
+        sw.flow_mod(&parse_flow_mod(l, FlowModCommand::Add, None).unwrap())
+            .unwrap();
     }
     let f = udp4(mac(1), mac(2), [10, 0, 0, 1], [10, 0, 0, 2], 1, 2);
     assert!(sw.send1(1, &f).is_empty());
     let pis = sw.of.take_packet_ins();
     assert_eq!(pis.len(), 1);
-    assert_eq!((pis[0].in_port, pis[0].table_id, pis[0].data.clone()), (2, 1, f));
+    assert_eq!(
+        (pis[0].in_port, pis[0].table_id, pis[0].data.clone()),
+        (2, 1, f)
+    );
 }
