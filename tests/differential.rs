@@ -464,8 +464,10 @@ fn match_strategy(table: u8) -> impl Strategy<Value = Match> {
         prop::option::weighted(0.3, 0u32..3),
         prop::option::weighted(0.2, 0u64..3),
     );
-    (in_port, dl, dst, vlan, ip, regs).prop_map(
-        move |(in_port, dl, dst, vlan, (proto, src, dstip, ttl, tp), (reg0, md))| {
+    // Fields beyond the key's hot words: IPv6 source, ARP sender MAC.
+    let cold = prop::option::weighted(0.4, 1u8..=3);
+    (in_port, dl, dst, vlan, ip, (regs, cold)).prop_map(
+        move |(in_port, dl, dst, vlan, (proto, src, dstip, ttl, tp), ((reg0, md), cold))| {
             let mut m = Match::catchall();
             if let Some(p) = in_port {
                 m.set_exact(FieldId::InPort, p as u128);
@@ -509,6 +511,14 @@ fn match_strategy(table: u8) -> impl Strategy<Value = Match> {
                             u32::from_be_bytes(a) as u128,
                             prefix_mask(bits),
                         );
+                    }
+                    if let Some(c) = cold {
+                        m.set_exact(FieldId::ArpSha, mac_value(mac(c)));
+                    }
+                } else if t == key::ETH_TYPE_IPV6 {
+                    if let Some(c) = cold {
+                        // The generated IPv6 packets come from fd00::1.
+                        m.set_exact(FieldId::Ipv6Src, (0xfd00u128 << 112) | c as u128 % 2);
                     }
                 }
             }

@@ -159,11 +159,10 @@ pub fn emc_hit() -> Bench {
 /// its megaflow's mask is the /(8+j) prefix: one subtable per rule.
 pub fn megaflow_hit(k: u32) -> Bench {
     let mut flows = Vec::new();
-    let mut frames = Vec::new();
+    let mut addrs = Vec::new();
     for j in 1..=k {
         let len = 8 + j;
-        let addr = (10u32 << 24) | (1 << (32 - len));
-        let a = addr.to_be_bytes();
+        let a = ((10u32 << 24) | (1 << (32 - len))).to_be_bytes();
         flows.push(format!(
             "priority={},ip,nw_dst={}.{}.{}.{}/{len},actions=output:2",
             1000 - j,
@@ -172,10 +171,16 @@ pub fn megaflow_hit(k: u32) -> Bench {
             a[2],
             a[3]
         ));
-        for f in 0..4u16 {
-            frames.push(tcp4([10, 0, 0, 1], a, 1000 + f, 80));
-        }
+        addrs.push(a);
     }
+    // Interleaved: consecutive packets belong to different megaflows.
+    let frames: Vec<Vec<u8>> = (0..4u16)
+        .flat_map(|f| {
+            addrs
+                .iter()
+                .map(move |a| tcp4([10, 0, 0, 1], *a, 1000 + f, 80))
+        })
+        .collect();
     let mut b = Bench::new(
         PmdConfig {
             emc_insert_inv_prob: 0,

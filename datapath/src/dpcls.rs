@@ -306,35 +306,45 @@ impl<D> Megaflows<D> {
     pub fn lookup(&mut self, key: &FlowKey) -> Option<Hit> {
         let slots = &self.slots;
         let hot: [u64; HOT_WORDS] = std::array::from_fn(|i| key.word(i));
-        for (n, st) in self.subtables.iter_mut().enumerate() {
-            let found = if st.hot_only {
-                // Scalar on purpose: each masked word feeds a CRC instruction.
-                let mut h = BASIS;
-                for (k, m) in hot.iter().zip(st.hot_mask.iter()) {
-                    h = mix(h, k & m);
+        // Hot-only subtables come first (see `rank`): their loop needs no test.
+        let n_hot = self.subtables.len() - self.n_cold;
+        let (hot_tables, cold_tables) = self.subtables.split_at_mut(n_hot);
+        for (n, st) in hot_tables.iter_mut().enumerate() {
+            // Scalar on purpose: each masked word feeds a CRC instruction.
+            let mut h = BASIS;
+            for (k, m) in hot.iter().zip(st.hot_mask.iter()) {
+                h = mix(h, k & m);
+            }
+            let hm = &st.hot_mask;
+            let found = st.probe(finish(h), slots, |stored| {
+                let mut diff = 0;
+                for w in 0..HOT_WORDS {
+                    diff |= (hot[w] & hm[w]) ^ stored.word(w);
                 }
-                let hm = &st.hot_mask;
-                st.probe(finish(h), slots, |stored| {
-                    let mut diff = 0;
-                    for w in 0..HOT_WORDS {
-                        diff |= (hot[w] & hm[w]) ^ stored.word(w);
-                    }
-                    diff == 0
-                })
-            } else {
-                let (words, mask) = (&st.words, &st.mask);
-                st.probe(masked_hash(key, mask, words), slots, |stored| {
-                    words.iter().all(|&w| {
-                        key.word(w as usize) & mask.word(w as usize) == stored.word(w as usize)
-                    })
-                })
-            };
+                diff == 0
+            });
             if let Some((flow, gen)) = found {
                 st.hits += 1;
                 return Some(Hit {
                     flow,
                     gen,
                     lookups: n as u32 + 1,
+                });
+            }
+        }
+        for (n, st) in cold_tables.iter_mut().enumerate() {
+            let (words, mask) = (&st.words, &st.mask);
+            let found = st.probe(masked_hash(key, mask, words), slots, |stored| {
+                words.iter().all(|&w| {
+                    key.word(w as usize) & mask.word(w as usize) == stored.word(w as usize)
+                })
+            });
+            if let Some((flow, gen)) = found {
+                st.hits += 1;
+                return Some(Hit {
+                    flow,
+                    gen,
+                    lookups: (n_hot + n) as u32 + 1,
                 });
             }
         }
@@ -391,11 +401,15 @@ impl<D> Megaflows<D> {
             None => {
                 let st = Subtable::new(mask, self.next_subtable_id);
                 self.next_subtable_id = self.next_subtable_id.wrapping_add(1);
-                if !st.hot_only {
+                if st.hot_only {
+                    let at = self.subtables.len() - self.n_cold;
+                    self.subtables.insert(at, st);
+                    at
+                } else {
                     self.n_cold += 1;
+                    self.subtables.push(st);
+                    self.subtables.len() - 1
                 }
-                self.subtables.push(st);
-                self.subtables.len() - 1
             }
         };
         let masked = key.and(mask);
@@ -474,7 +488,9 @@ impl<D> Megaflows<D> {
     /// Reorders subtables by hits since the last ranking (OVS re-sorts its
     /// subtable vector periodically the same way).
     pub fn rank(&mut self) {
-        self.subtables.sort_by_key(|s| std::cmp::Reverse(s.hits));
+        // Hot-only subtables stay ahead of the others (`lookup` relies on it).
+        self.subtables
+            .sort_by_key(|s| (!s.hot_only, std::cmp::Reverse(s.hits)));
         for s in &mut self.subtables {
             s.hits = 0;
         }
@@ -554,6 +570,48 @@ mod tests {
                 assert_eq!(t.get(h.flow).unwrap().deps, i);
             }
         }
+    }
+
+    #[test]
+    fn cold_subtables_after_hot_ones() {
+        let mut t: Megaflows<u8> = Megaflows::new(100);
+        let acts: Arc<[DpAction]> = Arc::from(vec![]);
+        // A mask on the IPv6 source (a cold word), then a hot one.
+        let mut cold = mask(0, true);
+        cold.b[ofs::IPV6_SRC..ofs::IPV6_SRC + 16].fill(0xff);
+        let mut k6 = key([0; 4], 1);
+        k6.b[ofs::IPV6_SRC + 15] = 7;
+        let (c, _) = t.insert(&k6, &cold, acts.clone(), 1, 0).unwrap();
+        let (h, _) = t
+            .insert(&key([10, 0, 0, 1], 1), &mask(4, true), acts.clone(), 2, 0)
+            .unwrap();
+        assert!(t.has_cold_masks());
+        assert_eq!(
+            t.lookup(&key([10, 0, 0, 1], 1))
+                .map(|x| (x.flow, x.lookups)),
+            Some((h, 1))
+        );
+        assert_eq!(
+            t.lookup(&k6).map(|x| (x.flow, x.lookups)),
+            Some((c, 2)),
+            "cold subtables come after hot ones"
+        );
+        k6.b[ofs::IPV6_SRC + 15] = 8;
+        assert!(t.lookup(&k6).is_none());
+        for _ in 0..5 {
+            k6.b[ofs::IPV6_SRC + 15] = 7;
+            t.lookup(&k6).unwrap();
+        }
+        t.rank();
+        assert_eq!(
+            t.lookup(&k6).unwrap().lookups,
+            2,
+            "ranking keeps hot subtables first"
+        );
+        t.remove(c).unwrap();
+        assert!(!t.has_cold_masks());
+        assert!(t.lookup(&k6).is_none());
+        assert_eq!(t.lookup(&key([10, 0, 0, 1], 1)).unwrap().flow, h);
     }
 
     #[test]

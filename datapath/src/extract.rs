@@ -98,7 +98,7 @@ fn parse(d: &[u8], key: &mut FlowKey, stats: &mut ExtractStats) -> (u16, u16, bo
             key.b[ofs::DL_DST..ofs::DL_DST + 6].copy_from_slice(&h[0..6]);
             key.b[ofs::DL_TYPE..ofs::DL_TYPE + 2].copy_from_slice(&h[12..14]);
             key.b[ofs::DL_SRC..ofs::DL_SRC + 6].copy_from_slice(&h[6..12]);
-            return match parse_ipv4(&d[14..], key, stats) {
+            return match parse_ipv4::<true>(&d[14..], key, stats) {
                 Some(l4) => (14, (14 + l4) as u16, true),
                 None => (14, NO_OFS, true),
             };
@@ -150,7 +150,7 @@ fn parse(d: &[u8], key: &mut FlowKey, stats: &mut ExtractStats) -> (u16, u16, bo
 
     let l3 = &d[at.min(d.len())..];
     let (l4, simple) = match eth_type {
-        key::ETH_TYPE_IP => (parse_ipv4(l3, key, stats), true),
+        key::ETH_TYPE_IP => (parse_ipv4::<false>(l3, key, stats), true),
         key::ETH_TYPE_IPV6 => (parse_ipv6(l3, key, stats), false),
         key::ETH_TYPE_ARP | key::ETH_TYPE_RARP => {
             parse_arp(l3, key, stats);
@@ -166,13 +166,22 @@ fn parse(d: &[u8], key: &mut FlowKey, stats: &mut ExtractStats) -> (u16, u16, bo
 
 /// Returns the L4 offset within `d`, if there is an L4 header to look at.
 #[inline(always)]
-fn parse_ipv4(d: &[u8], key: &mut FlowKey, stats: &mut ExtractStats) -> Option<usize> {
+/// `NO_OPTIONS`: the caller checked that the header is version 4 with no options.
+fn parse_ipv4<const NO_OPTIONS: bool>(
+    d: &[u8],
+    key: &mut FlowKey,
+    stats: &mut ExtractStats,
+) -> Option<usize> {
     let Some(h) = arr::<20>(d, 0) else {
         stats.truncated += 1;
         return None;
     };
-    let ihl = (h[0] & 0x0f) as usize * 4;
-    if h[0] >> 4 != 4 || ihl < 20 {
+    let ihl = if NO_OPTIONS {
+        20
+    } else {
+        (h[0] & 0x0f) as usize * 4
+    };
+    if !NO_OPTIONS && (h[0] >> 4 != 4 || ihl < 20) {
         stats.malformed += 1;
         return None;
     }

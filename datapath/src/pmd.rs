@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::actions::{self, DpAction};
-use crate::dpcls::{FlowCounters, Megaflow, Megaflows, DEFAULT_MAX_FLOWS};
+use crate::dpcls::{FlowCounters, Megaflows, DEFAULT_MAX_FLOWS};
 use crate::emc::{Emc, DEFAULT_EMC_ENTRIES, DEFAULT_INSERT_INV_PROB};
 use crate::extract::{extract_hot, ExtractStats};
 use crate::key::{ofs, FlowKey};
@@ -394,7 +394,9 @@ pub struct Pmd<H: Upcall> {
     shared: Arc<PmdShared>,
     config: PmdConfig,
     emc: Emc,
-    flows: Megaflows<(H::Deps, BatchTag)>,
+    flows: Megaflows<H::Deps>,
+    /// Per megaflow slot: its group in the current round.
+    tags: Vec<BatchTag>,
     rxqs: Vec<RxqState>,
     tx: TxPorts,
     /// Version of the decision inputs this thread's caches are valid for.
@@ -412,6 +414,8 @@ pub struct Pmd<H: Upcall> {
     epoch: u64,
     rx_batch: Batch,
     now_ms: u64,
+    /// Cycle counter when `now_ms` was last read.
+    clock_cycles: u64,
     last_housekeeping_ms: u64,
     cmds: Option<mpsc::Receiver<PmdCmd>>,
     seen_req: u64,
@@ -419,6 +423,7 @@ pub struct Pmd<H: Upcall> {
 }
 
 const HOUSEKEEPING_MS: u64 = 1000;
+const CLOCK_REFRESH_CYCLES: u64 = 2_000_000;
 /// A packet not (yet) classified; dropped if it stays so.
 const NO_SLOT: u8 = u8::MAX;
 /// A packet that runs its actions alone (its megaflow was not installed).
@@ -435,6 +440,7 @@ impl<H: Upcall> Pmd<H> {
             config,
             emc: Emc::new(config.emc_entries, config.emc_insert_inv_prob),
             flows: Megaflows::new(config.max_flows),
+            tags: Vec::new(),
             rxqs: Vec::new(),
             tx: TxPorts::default(),
             version,
@@ -456,7 +462,8 @@ impl<H: Upcall> Pmd<H> {
                 .collect(),
             epoch: 0,
             rx_batch: Batch::new(),
-            now_ms: 0,
+            now_ms: now_ms(),
+            clock_cycles: cycles(),
             last_housekeeping_ms: 0,
             cmds: None,
             seen_req: 0,
@@ -555,13 +562,19 @@ impl<H: Upcall> Pmd<H> {
                     // packet already validated this megaflow and found its group.
                     let slot = if (hit.flow, hit.gen) == (last.0, last.1) {
                         Some(last.2)
+                    } else if self.flows.is_live(hit.flow, hit.gen) {
+                        let s = batch_slot(
+                            &mut self.tags,
+                            epoch,
+                            &mut nfb,
+                            &mut self.fbs,
+                            hit.flow,
+                            hit.gen,
+                        );
+                        last = (hit.flow, hit.gen, s);
+                        Some(s)
                     } else {
-                        self.flows.get_mut(hit.flow, hit.gen).map(|f| {
-                            let s =
-                                batch_slot(f, epoch, &mut nfb, &mut self.fbs, hit.flow, hit.gen);
-                            last = (hit.flow, hit.gen, s);
-                            s
-                        })
+                        None
                     };
                     if let Some(s) = slot {
                         if let Some(fb) = self.fbs.get_mut(s) {
@@ -581,7 +594,6 @@ impl<H: Upcall> Pmd<H> {
             self.handle_misses(batch, epoch, &mut nfb, emc_on);
         }
 
-        self.now_ms = now_ms();
         if nfb == 1 && self.fbs[0].n == n {
             let fb = &self.fbs[0];
             if let Some(f) = self.flows.get_mut(fb.flow, fb.gen) {
@@ -711,16 +723,16 @@ impl<H: Upcall> Pmd<H> {
                     // Every megaflow is specific to its input port and recirculation pass.
                     mask.set_bytes(ofs::IN_PORT, &[0xff; 8]);
                     let acts: Arc<[DpAction]> = t.actions.into();
-                    match self.flows.insert(
-                        key,
-                        &mask,
-                        acts.clone(),
-                        (t.deps, BatchTag::default()),
-                        t.version,
-                    ) {
+                    match self
+                        .flows
+                        .insert(key, &mask, acts.clone(), t.deps, t.version)
+                    {
                         Ok((idx, gen)) => {
                             if emc_on {
                                 self.emc.maybe_insert(key, pkt.meta().hash, idx, gen);
+                            }
+                            if self.tags.len() <= idx as usize {
+                                self.tags.resize(idx as usize + 1, BatchTag::default());
                             }
                             (idx, gen)
                         }
@@ -734,14 +746,13 @@ impl<H: Upcall> Pmd<H> {
                     }
                 }
             };
-            if let Some(f) = self.flows.get_mut(flow, gen) {
-                let s = batch_slot(f, epoch, nfb, &mut self.fbs, flow, gen);
-                if let Some(fb) = self.fbs.get_mut(s) {
-                    fb.n += 1;
-                    fb.bytes += pkt.len() as u64;
-                    fb.tcp_flags |= key.be16_at(ofs::TCP_FLAGS);
-                    *round = s as u8;
-                }
+            // The lookup or the install just found the megaflow live.
+            let s = batch_slot(&mut self.tags, epoch, nfb, &mut self.fbs, flow, gen);
+            if let Some(fb) = self.fbs.get_mut(s) {
+                fb.n += 1;
+                fb.bytes += pkt.len() as u64;
+                fb.tcp_flags |= key.be16_at(ofs::TCP_FLAGS);
+                *round = s as u8;
             }
         }
     }
@@ -755,6 +766,12 @@ impl<H: Upcall> Pmd<H> {
     /// output; returns the packets received.
     pub fn poll_once(&mut self) -> usize {
         let start = cycles();
+        // "Used" times need milliseconds, not the cost of reading the clock
+        // per batch: refresh it once some cycles (≥ ~1 ms at ≤ 2 GHz) passed.
+        if start.wrapping_sub(self.clock_cycles) > CLOCK_REFRESH_CYCLES {
+            self.now_ms = now_ms();
+            self.clock_cycles = start;
+        }
         self.check_version();
         let mut total = 0;
         for q in 0..self.rxqs.len() {
@@ -797,13 +814,13 @@ impl<H: Upcall> Pmd<H> {
                     &changes,
                     &f.key,
                     self.flows.mask_of(f),
-                    &f.deps.0,
+                    &f.deps,
                     f.version,
                 );
             if stale {
                 if let Some(mut f) = self.flows.remove(idx) {
                     let d = f.take_uncredited();
-                    self.handler.credit(&f.deps.0, &d);
+                    self.handler.credit(&f.deps, &d);
                     self.counters.revalidated_out += 1;
                 }
             }
@@ -818,7 +835,7 @@ impl<H: Upcall> Pmd<H> {
         for (_, f) in self.flows.iter_mut() {
             if f.counters != f.credited {
                 let d = f.take_uncredited();
-                handler.credit(&f.deps.0, &d);
+                handler.credit(&f.deps, &d);
             }
         }
     }
@@ -827,7 +844,7 @@ impl<H: Upcall> Pmd<H> {
     pub fn flush_flows(&mut self) {
         for mut f in self.flows.drain() {
             let d = f.take_uncredited();
-            self.handler.credit(&f.deps.0, &d);
+            self.handler.credit(&f.deps, &d);
         }
         self.emc.clear();
     }
@@ -898,10 +915,6 @@ impl<H: Upcall> Pmd<H> {
                 break;
             }
             let n = self.poll_once();
-            if self.counters.iterations.is_multiple_of(1024) {
-                // Idle iterations do not read the clock; refresh it now and then.
-                self.now_ms = now_ms();
-            }
             if self.now_ms >= self.last_housekeeping_ms + HOUSEKEEPING_MS {
                 self.last_housekeeping_ms = self.now_ms;
                 self.housekeeping();
@@ -923,17 +936,19 @@ impl<H: Upcall> Pmd<H> {
     }
 }
 
-/// The flow-batch slot of megaflow `f` in this round, opening one if needed.
+/// The flow-batch slot of megaflow `flow` in this round, opening one if needed.
 #[inline(always)]
-fn batch_slot<D>(
-    f: &mut Megaflow<(D, BatchTag)>,
+fn batch_slot(
+    tags: &mut [BatchTag],
     epoch: u64,
     nfb: &mut usize,
     fbs: &mut [FlowBatch],
     flow: u32,
     gen: u32,
 ) -> usize {
-    let tag = &mut f.deps.1;
+    let Some(tag) = tags.get_mut(flow as usize) else {
+        return NO_SLOT as usize;
+    };
     if tag.epoch == epoch {
         return tag.slot as usize;
     }
