@@ -518,7 +518,7 @@ fn match_strategy(table: u8) -> impl Strategy<Value = Match> {
                 } else if t == key::ETH_TYPE_IPV6 {
                     if let Some(c) = cold {
                         // The generated IPv6 packets come from fd00::1.
-                        m.set_exact(FieldId::Ipv6Src, (0xfd00u128 << 112) | c as u128 % 2);
+                        m.set_exact(FieldId::Ipv6Src, (0xfd00u128 << 112) | (c as u128 % 2));
                     }
                 }
             }
