@@ -63,6 +63,16 @@ pub fn key_hash_shaped(key: &FlowKey, compact: bool) -> u32 {
     finish(h)
 }
 
+/// [`key_hash_shaped`] of a compact key given its hot words.
+#[inline(always)]
+pub fn hash_hot_words(words: &[u64; HOT_WORDS]) -> u32 {
+    let mut h = BASIS;
+    for &w in words {
+        h = mix(h, w);
+    }
+    finish(h)
+}
+
 /// Hash of `key & mask` over the words listed in `words` (a subtable's
 /// non-zero mask words). `masked` says `key` is already masked.
 #[inline(always)]

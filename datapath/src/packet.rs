@@ -276,6 +276,20 @@ impl Packet {
         unsafe { self.meta.as_mut() }
     }
 
+    /// The metadata and the data at once (they are disjoint parts of the slot).
+    #[inline(always)]
+    pub fn meta_and_data(&mut self) -> (&mut PacketMeta, &[u8]) {
+        let meta = self.meta.as_ptr();
+        // SAFETY: the slot is owned by this Packet and `&mut self` makes the
+        // access exclusive; the metadata and the buffer do not overlap, and
+        // data_off + len <= BUF_SIZE (see `data`).
+        unsafe {
+            let (off, len) = ((*meta).data_off as usize, (*meta).len as usize);
+            let data = std::slice::from_raw_parts(meta.cast::<u8>().add(META_SIZE + off), len);
+            (&mut *meta, data)
+        }
+    }
+
     #[inline(always)]
     fn buf(&self) -> *mut u8 {
         // SAFETY: the buffer follows the metadata inside the same slot.
@@ -426,6 +440,11 @@ impl std::fmt::Debug for Packet {
 }
 
 /// Up to [`BATCH_SIZE`] packets moving through the datapath together.
+///
+/// Batches that carry packets are made by [`Batch::new`], which reserves a
+/// full batch, so that swapping vectors between batches and queues never
+/// leads to an allocation later. `Default` is an empty placeholder that
+/// allocates nothing (for `std::mem::take`); it is not for carrying packets.
 #[derive(Debug, Default)]
 pub struct Batch {
     pkts: Vec<Packet>,
@@ -479,12 +498,16 @@ impl Batch {
         self.pkts.drain(..)
     }
 
-    /// Moves every packet of `other` to the end of this batch (a copy of
-    /// pointers); the caller keeps the total within [`BATCH_SIZE`].
+    /// Moves every packet of `other` to the end of this batch (a swap when
+    /// this one is empty); the caller keeps the total within [`BATCH_SIZE`].
     #[inline(always)]
     pub fn append(&mut self, other: &mut Batch) {
         debug_assert!(self.len() + other.len() <= BATCH_SIZE);
-        self.pkts.append(&mut other.pkts);
+        if self.pkts.is_empty() {
+            std::mem::swap(&mut self.pkts, &mut other.pkts);
+        } else {
+            self.pkts.append(&mut other.pkts);
+        }
     }
 
     /// Adds packets from `it` until the batch is full; returns how many.
@@ -500,6 +523,9 @@ impl Batch {
     /// swap of vectors when all of them fit an empty batch); returns how many.
     #[inline]
     pub fn take_from(&mut self, queue: &mut Vec<Packet>) -> usize {
+        if queue.is_empty() {
+            return 0;
+        }
         let room = BATCH_SIZE.saturating_sub(self.pkts.len());
         // Swapping keeps a full batch's capacity on both sides, so neither
         // side allocates later.
@@ -512,10 +538,15 @@ impl Batch {
         n
     }
 
-    /// Moves every packet to the end of `queue`.
+    /// Moves every packet to the end of `queue` (a swap of vectors when the
+    /// queue is empty and can hold a batch).
     #[inline]
     pub fn move_into(&mut self, queue: &mut Vec<Packet>) {
-        queue.append(&mut self.pkts);
+        if queue.is_empty() && queue.capacity() >= BATCH_SIZE {
+            std::mem::swap(&mut self.pkts, queue);
+        } else {
+            queue.append(&mut self.pkts);
+        }
     }
 
     pub fn pop(&mut self) -> Option<Packet> {

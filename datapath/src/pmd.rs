@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::actions::{self, DpAction};
 use crate::dpcls::{FlowCounters, Megaflows, DEFAULT_MAX_FLOWS};
 use crate::emc::{Emc, DEFAULT_EMC_ENTRIES, DEFAULT_INSERT_INV_PROB};
-use crate::extract::{extract_hot, ExtractStats};
+use crate::extract::{extract_arrived, ExtractStats};
 use crate::key::{ofs, FlowKey};
 use crate::netdev::{RxQueue, TxQueue};
 use crate::packet::{Batch, Packet, BATCH_SIZE};
@@ -407,8 +407,9 @@ pub struct Pmd<H: Upcall> {
     /// Per packet of the current round: its flow batch, `NO_SLOT` (not
     /// classified: dropped) or `SOLO_SLOT` (actions in `solo`).
     round: [u8; BATCH_SIZE],
-    /// Per packet of the current round: whether its key is compact.
+    /// Per packet of the current round: whether its key is compact, and its hash.
     compact: [bool; BATCH_SIZE],
+    hashes: [u32; BATCH_SIZE],
     solo: Vec<(usize, Arc<[DpAction]>)>,
     fbs: Vec<FlowBatch>,
     epoch: u64,
@@ -449,6 +450,7 @@ impl<H: Upcall> Pmd<H> {
             keys: Box::new([FlowKey::ZERO; BATCH_SIZE]),
             round: [NO_SLOT; BATCH_SIZE],
             compact: [false; BATCH_SIZE],
+            hashes: [0; BATCH_SIZE],
             solo: Vec::new(),
             fbs: (0..BATCH_SIZE)
                 .map(|_| FlowBatch {
@@ -546,15 +548,23 @@ impl<H: Upcall> Pmd<H> {
         let mut n_miss = 0;
         // (megaflow, generation, group) of the previous EMC hit.
         let mut last = (u32::MAX, 0u32, 0usize);
+        // Two simple passes rather than one big one: extraction, then EMC
+        // lookups (fewer values live at once, so less spilled to memory).
         let per_packet = self
             .keys
             .iter_mut()
-            .zip(self.round.iter_mut())
+            .zip(self.hashes.iter_mut())
             .zip(self.compact.iter_mut());
-        for (pkt, ((key, round), compact_out)) in batch.packets_mut().iter_mut().zip(per_packet) {
-            pkt.meta_mut().in_port = in_port;
-            let (hash, compact) = extract_hot(pkt, key, &mut self.extract_stats, emc_on);
-            *compact_out = compact;
+        for (pkt, ((key, hash), compact)) in batch.packets_mut().iter_mut().zip(per_packet) {
+            (*hash, *compact) = extract_arrived(pkt, in_port, key, &mut self.extract_stats, emc_on);
+        }
+        let per_packet = self
+            .keys
+            .iter()
+            .zip(self.hashes.iter())
+            .zip(self.compact.iter())
+            .zip(self.round.iter_mut());
+        for (pkt, (((key, &hash), &compact), round)) in batch.packets().iter().zip(per_packet) {
             *round = NO_SLOT;
             if emc_on {
                 if let Some(hit) = self.emc.lookup(key, hash, compact) {
