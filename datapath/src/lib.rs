@@ -14,6 +14,7 @@ pub mod extract;
 pub mod hash;
 pub mod key;
 pub mod netdev;
+pub mod odp;
 pub mod packet;
 pub mod pmd;
 pub mod ring;
