@@ -110,6 +110,8 @@ counters! {
     sleep_us,
     /// Megaflows removed by revalidation.
     revalidated_out,
+    /// TSC cycles spent translating misses (`pmd-perf-show` us/upcall).
+    upcall_cycles,
 }
 
 impl PmdCounters {
@@ -223,8 +225,17 @@ pub struct FlowDump {
 pub enum PmdCmd {
     AddRxq {
         port: u32,
+        qid: usize,
         queue: Box<dyn RxQueue>,
     },
+    /// Stop polling one rx queue and hand it back (to move it to another PMD).
+    TakeRxq {
+        port: u32,
+        qid: usize,
+        reply: mpsc::Sender<Box<dyn RxQueue>>,
+    },
+    /// Report the measured load of each rx queue.
+    RxqLoads(mpsc::Sender<PmdLoad>),
     AddTx {
         port: u32,
         queue: Box<dyn TxQueue>,
@@ -250,6 +261,8 @@ pub struct PmdShared {
     ack: AtomicU64,
     exited: AtomicBool,
     thread: std::sync::OnceLock<std::thread::Thread>,
+    /// When the counters were last cleared ([`now_ms`] time).
+    stats_since_ms: AtomicU64,
 }
 
 impl PmdShared {
@@ -262,11 +275,17 @@ impl PmdShared {
             ack: AtomicU64::new(0),
             exited: AtomicBool::new(false),
             thread: std::sync::OnceLock::new(),
+            stats_since_ms: AtomicU64::new(now_ms()),
         }
     }
 
     pub fn counters(&self) -> PmdCounters {
         self.counters.read()
+    }
+
+    /// When the counters were last cleared (or the thread started), in [`now_ms`] time.
+    pub fn stats_since_ms(&self) -> u64 {
+        self.stats_since_ms.load(Ordering::Relaxed)
     }
 
     /// The decision-input version this thread has revalidated up to.
@@ -300,9 +319,37 @@ impl PmdShared {
     }
 }
 
+/// Length of one load-measurement interval, and how many are kept
+/// (OVS's PMD_INTERVAL_LEN and PMD_INTERVAL_MAX: a minute of history).
+const LOAD_INTERVAL_MS: u64 = 5000;
+pub const LOAD_INTERVALS: usize = 12;
+
 struct RxqState {
     port: u32,
+    qid: usize,
     queue: Box<dyn RxQueue>,
+    /// Cycles spent receiving and processing this queue's packets in the
+    /// current interval, and in the last completed ones.
+    cycles: u64,
+    history: [u64; LOAD_INTERVALS],
+}
+
+/// An rx queue's measured processing cycles (`pmd-rxq-show`, rebalancing).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RxqLoad {
+    pub port: u32,
+    pub qid: usize,
+    /// Cycles over the kept intervals.
+    pub cycles: u64,
+}
+
+/// A PMD thread's load over the kept intervals.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PmdLoad {
+    /// Every cycle of the measured intervals, and those spent in busy iterations.
+    pub total_cycles: u64,
+    pub busy_cycles: u64,
+    pub rxqs: Vec<RxqLoad>,
 }
 
 struct TxPort {
@@ -421,6 +468,13 @@ pub struct Pmd<H: Upcall> {
     cmds: Option<mpsc::Receiver<PmdCmd>>,
     seen_req: u64,
     idle_sleep_us: u64,
+    /// Load history: the PMD's total and busy cycles per interval, the
+    /// counters at the start of the current one, and when it started.
+    load_total: [u64; LOAD_INTERVALS],
+    load_busy: [u64; LOAD_INTERVALS],
+    load_idx: usize,
+    interval_start: (u64, u64),
+    interval_start_ms: u64,
 }
 
 const HOUSEKEEPING_MS: u64 = 1000;
@@ -470,6 +524,11 @@ impl<H: Upcall> Pmd<H> {
             cmds: None,
             seen_req: 0,
             idle_sleep_us: 0,
+            load_total: [0; LOAD_INTERVALS],
+            load_busy: [0; LOAD_INTERVALS],
+            load_idx: 0,
+            interval_start: (0, 0),
+            interval_start_ms: now_ms(),
         }
     }
 
@@ -496,8 +555,64 @@ impl<H: Upcall> Pmd<H> {
         self.emc.len()
     }
 
+    /// Polls `queue` (queue 0 of `port`).
     pub fn add_rxq(&mut self, port: u32, queue: Box<dyn RxQueue>) {
-        self.rxqs.push(RxqState { port, queue });
+        self.add_rxq_id(port, 0, queue);
+    }
+
+    /// Polls `queue`, rx queue `qid` of `port`.
+    pub fn add_rxq_id(&mut self, port: u32, qid: usize, queue: Box<dyn RxQueue>) {
+        self.rxqs.push(RxqState {
+            port,
+            qid,
+            queue,
+            cycles: 0,
+            history: [0; LOAD_INTERVALS],
+        });
+    }
+
+    /// Stops polling rx queue `qid` of `port` and returns it.
+    pub fn take_rxq(&mut self, port: u32, qid: usize) -> Option<Box<dyn RxQueue>> {
+        let i = self
+            .rxqs
+            .iter()
+            .position(|r| r.port == port && r.qid == qid)?;
+        Some(self.rxqs.remove(i).queue)
+    }
+
+    /// Measured load of the thread and of each of its rx queues.
+    pub fn load(&self) -> PmdLoad {
+        PmdLoad {
+            total_cycles: self.load_total.iter().sum(),
+            busy_cycles: self.load_busy.iter().sum(),
+            rxqs: self
+                .rxqs
+                .iter()
+                .map(|r| RxqLoad {
+                    port: r.port,
+                    qid: r.qid,
+                    cycles: r.history.iter().sum(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Closes the current load interval when it is due.
+    fn rotate_load_interval(&mut self) {
+        if self.now_ms < self.interval_start_ms + LOAD_INTERVAL_MS {
+            return;
+        }
+        self.interval_start_ms = self.now_ms;
+        let c = &self.counters;
+        let (total, busy) = (c.busy_cycles + c.idle_cycles, c.busy_cycles);
+        let i = self.load_idx;
+        self.load_total[i] = total.saturating_sub(self.interval_start.0);
+        self.load_busy[i] = busy.saturating_sub(self.interval_start.1);
+        self.interval_start = (total, busy);
+        for r in &mut self.rxqs {
+            r.history[i] = std::mem::take(&mut r.cycles);
+        }
+        self.load_idx = (i + 1) % LOAD_INTERVALS;
     }
 
     pub fn add_tx(&mut self, port: u32, queue: Box<dyn TxQueue>) {
@@ -721,7 +836,10 @@ impl<H: Upcall> Pmd<H> {
                     if stale {
                         key.clear_cold();
                     }
-                    let t = match self.handler.translate(key, pkt) {
+                    let t0 = cycles();
+                    let translated = self.handler.translate(key, pkt);
+                    self.counters.upcall_cycles += cycles().wrapping_sub(t0);
+                    let t = match translated {
                         Ok(t) => t,
                         Err(_) => {
                             self.counters.upcalls_failed += 1;
@@ -784,6 +902,7 @@ impl<H: Upcall> Pmd<H> {
         }
         self.check_version();
         let mut total = 0;
+        let mut t0 = start;
         for q in 0..self.rxqs.len() {
             let n = self.rxqs[q].queue.recv(&mut self.rx_batch);
             if n > 0 {
@@ -792,6 +911,13 @@ impl<H: Upcall> Pmd<H> {
                 let mut b = std::mem::take(&mut self.rx_batch);
                 self.process(&mut b, port);
                 self.rx_batch = b;
+                // The queue's load: its receive and processing (output is
+                // sent after the loop and counts as the thread's overhead).
+                let t1 = cycles();
+                self.rxqs[q].cycles += t1.wrapping_sub(t0);
+                t0 = t1;
+            } else {
+                t0 = cycles();
             }
         }
         self.flush();
@@ -875,6 +1001,10 @@ impl<H: Upcall> Pmd<H> {
     pub fn clear_stats(&mut self) {
         self.counters = PmdCounters::default();
         self.extract_stats = ExtractStats::default();
+        self.interval_start = (0, 0);
+        self.shared
+            .stats_since_ms
+            .store(now_ms(), Ordering::Relaxed);
     }
 
     fn housekeeping(&mut self) {
@@ -894,7 +1024,15 @@ impl<H: Upcall> Pmd<H> {
         };
         for cmd in cmds {
             match cmd {
-                PmdCmd::AddRxq { port, queue } => self.add_rxq(port, queue),
+                PmdCmd::AddRxq { port, qid, queue } => self.add_rxq_id(port, qid, queue),
+                PmdCmd::TakeRxq { port, qid, reply } => {
+                    if let Some(q) = self.take_rxq(port, qid) {
+                        let _ = reply.send(q);
+                    }
+                }
+                PmdCmd::RxqLoads(reply) => {
+                    let _ = reply.send(self.load());
+                }
                 PmdCmd::AddTx { port, queue } => self.add_tx(port, queue),
                 PmdCmd::RemovePort(p) => self.remove_port(p),
                 PmdCmd::FlushFlows => self.flush_flows(),
@@ -928,6 +1066,7 @@ impl<H: Upcall> Pmd<H> {
             if self.now_ms >= self.last_housekeeping_ms + HOUSEKEEPING_MS {
                 self.last_housekeeping_ms = self.now_ms;
                 self.housekeeping();
+                self.rotate_load_interval();
             }
             self.publish();
             if n == 0 && self.config.sleep_max_us > 0 {
@@ -1073,6 +1212,23 @@ impl PmdHandle {
         let (tx, rx) = mpsc::channel();
         self.request(PmdCmd::DumpFlows(tx));
         rx.try_recv().unwrap_or_default()
+    }
+
+    pub fn load(&self) -> PmdLoad {
+        let (tx, rx) = mpsc::channel();
+        self.request(PmdCmd::RxqLoads(tx));
+        rx.try_recv().unwrap_or_default()
+    }
+
+    /// Takes rx queue `qid` of `port` away from the thread.
+    pub fn take_rxq(&self, port: u32, qid: usize) -> Option<Box<dyn RxQueue>> {
+        let (tx, rx) = mpsc::channel();
+        self.request(PmdCmd::TakeRxq {
+            port,
+            qid,
+            reply: tx,
+        });
+        rx.try_recv().ok()
     }
 }
 
