@@ -12,6 +12,7 @@ pub mod flow_mod;
 pub mod ofproto;
 pub mod rule;
 pub mod syntax;
+pub mod trace;
 pub mod xlate;
 
 pub use ofproto::{Ofproto, PortConfig};

@@ -754,6 +754,17 @@ impl Ofproto {
         let br = st.bridge(bridge)?;
         Ok(Xlate::new(self, br, key, ofport, true).run(0))
     }
+
+    /// [`Ofproto::trace`] of an OpenFlow flow, whose pipeline registers and
+    /// metadata may start nonzero (`ofproto/trace` takes them in the flow).
+    pub fn trace_flow(&self, bridge: &str, flow: &OfFlow) -> Result<XlateOut, OfprotoError> {
+        let st = self.read();
+        let br = st.bridge(bridge)?;
+        let ofport = flow.in_port() as u16;
+        Ok(Xlate::new(self, br, &flow.key_part(), ofport, true)
+            .with_registers(flow)
+            .run(0))
+    }
 }
 
 fn clone_rule(r: &Rule) -> Rule {

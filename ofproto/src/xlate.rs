@@ -21,11 +21,15 @@ use crate::fields::{FieldId, Prereq};
 use crate::flow::{ofs, OfFlow, OF_LEN};
 use crate::ofproto::{Change, Ofproto};
 use crate::rule::{Rule, RuleStats};
+use crate::syntax;
 
-/// Nested resubmits allowed (OVS's `MAX_DEPTH`).
+/// Nested resubmits to the same or an earlier table allowed (OVS's `MAX_DEPTH`).
 pub const MAX_DEPTH: u32 = 64;
 /// Resubmits allowed in one translation (OVS's `MAX_RESUBMITS`).
 pub const MAX_RESUBMITS: u32 = 4096;
+/// Nested resubmits of any kind allowed (translation recurses on the
+/// stack; forward resubmits alone cannot nest deeper than the tables).
+const MAX_NESTING: u32 = 256;
 
 /// A table lookup a translation made.
 #[derive(Debug, Clone)]
@@ -61,8 +65,25 @@ pub enum TraceEvent {
         table: u8,
         rule: Option<Arc<Rule>>,
     },
-    /// A note from an action (NORMAL decisions, drops).
-    Note { depth: u32, text: String },
+    /// A note from an action (NORMAL decisions, drops), in OVS's words.
+    Note {
+        depth: u32,
+        kind: NoteKind,
+        text: String,
+    },
+    /// The rule found by the last lookup at `depth` executes `action`.
+    Action { depth: u32, action: OfAction },
+}
+
+/// How much a trace note matters (OVS's `OFT_DETAIL`, `OFT_WARN`, `OFT_ERROR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoteKind {
+    /// What an action decided.
+    Detail,
+    /// Why an action did nothing.
+    Warn,
+    /// Why the packet is dropped.
+    Error,
 }
 
 impl PartialEq for Rule {
@@ -110,6 +131,9 @@ pub(crate) struct Xlate<'a> {
     actions: Vec<DpAction>,
     deps: XlateDeps,
     depth: u32,
+    /// Nested resubmits to the same or an earlier table: those that can
+    /// loop, which OVS limits to `MAX_DEPTH`.
+    recursion: u32,
     resubmits: u32,
     table_id: u8,
     cookie: u64,
@@ -162,6 +186,7 @@ impl<'a> Xlate<'a> {
                 ..Default::default()
             },
             depth: 0,
+            recursion: 0,
             resubmits: 0,
             table_id: 0,
             cookie: 0,
@@ -170,6 +195,15 @@ impl<'a> Xlate<'a> {
             error: None,
             trace: trace.then(Vec::new),
         }
+    }
+
+    /// Starts the pipeline with the registers and metadata of `flow`
+    /// rather than zeros.
+    pub(crate) fn with_registers(mut self, flow: &OfFlow) -> Xlate<'a> {
+        for f in [&mut self.flow, &mut self.base, &mut self.orig] {
+            f.b[ofs::METADATA..].copy_from_slice(&flow.b[ofs::METADATA..]);
+        }
+        self
     }
 
     /// Runs the pipeline from `table`.
@@ -185,10 +219,11 @@ impl<'a> Xlate<'a> {
         }
     }
 
-    fn note(&mut self, text: impl FnOnce() -> String) {
+    fn note(&mut self, kind: NoteKind, text: impl FnOnce() -> String) {
         if let Some(t) = &mut self.trace {
             t.push(TraceEvent::Note {
                 depth: self.depth,
+                kind,
                 text: text(),
             });
         }
@@ -294,6 +329,12 @@ impl<'a> Xlate<'a> {
             if self.error.is_some() {
                 return None;
             }
+            if let Some(t) = &mut self.trace {
+                t.push(TraceEvent::Action {
+                    depth: self.depth,
+                    action: a.clone(),
+                });
+            }
             match a {
                 OfAction::Output { port, max_len } => self.output(*port, *max_len),
                 OfAction::Controller {
@@ -346,11 +387,17 @@ impl<'a> Xlate<'a> {
     }
 
     fn resubmit(&mut self, in_port: Option<u16>, table: Option<u8>) {
-        if self.depth >= MAX_DEPTH {
+        if self.recursion >= MAX_DEPTH || self.depth >= MAX_NESTING {
+            self.note(NoteKind::Error, || {
+                format!("over max translation depth {MAX_DEPTH}")
+            });
             self.error = Some(XlateError::TooDeep);
             return;
         }
         if self.resubmits >= MAX_RESUBMITS {
+            self.note(NoteKind::Error, || {
+                format!("over {MAX_RESUBMITS} resubmit actions")
+            });
             self.error = Some(XlateError::TooManyResubmits);
             return;
         }
@@ -360,8 +407,12 @@ impl<'a> Xlate<'a> {
         if let Some(p) = in_port {
             self.flow.set_in_port(p as u32);
         }
+        let table = table.unwrap_or(saved_table);
+        let loops = u32::from(table <= saved_table);
         self.depth += 1;
-        self.pipeline(table.unwrap_or(saved_table));
+        self.recursion += loops;
+        self.pipeline(table);
+        self.recursion -= loops;
         self.depth -= 1;
         self.flow.set_in_port(saved_in);
         self.table_id = saved_table;
@@ -425,6 +476,20 @@ impl<'a> Xlate<'a> {
         };
         let v = (self.read(src.field, ones << src.ofs) >> src.ofs) & ones;
         self.write(dst.field, v << dst.ofs, ones << dst.ofs);
+        if self.trace.is_some() {
+            // OVS shows what the destination holds now: a whole field in its
+            // own format, a part of one as a number.
+            let dst = *dst;
+            let whole = self.flow.get(dst.field);
+            self.note(NoteKind::Detail, || {
+                let now = if dst.ofs == 0 && dst.n_bits >= dst.field.def().n_bits {
+                    syntax::fmt_value(dst.field, whole, dst.field.def().value_mask(), None)
+                } else {
+                    syntax::hex((whole >> dst.ofs) & (dst.mask() >> dst.ofs))
+                };
+                format!("{} is now {now}", syntax::fmt_subfield(&dst))
+            });
+        }
     }
 
     fn dec_ttl(&mut self, ids: &[u16]) {
@@ -436,7 +501,12 @@ impl<'a> Xlate<'a> {
             self.write(FieldId::IpTtl, ttl - 1, 0xff);
             return;
         }
-        self.note(|| "dec_ttl: TTL expired, packet dropped".into());
+        let ip = if self.flow.dl_type() == key::ETH_TYPE_IPV6 {
+            "IPv6"
+        } else {
+            "IPv4"
+        };
+        self.note(NoteKind::Warn, || format!("{ip} decrement TTL exception"));
         let ids = if ids.is_empty() { &[0u16][..] } else { ids };
         for &id in ids {
             self.controller(u16::MAX, PacketInReason::InvalidTtl, id);
@@ -512,11 +582,11 @@ impl<'a> Xlate<'a> {
 
     fn output_to(&mut self, ofport: u16, allow_in_port: bool) {
         if ofport == self.flow.in_port() as u16 && !allow_in_port {
-            self.note(|| format!("skipping output to input port {ofport}"));
+            self.note(NoteKind::Warn, || "skipping output to input port".into());
             return;
         }
         let Some(odp) = self.br.ports.get(&ofport).map(|p| p.odp_port) else {
-            self.note(|| format!("output to nonexistent port {ofport}"));
+            self.note(NoteKind::Warn, || "Nonexistent output port".into());
             return;
         };
         self.commit();
@@ -525,13 +595,12 @@ impl<'a> Xlate<'a> {
 
     fn flood(&mut self, all: bool) {
         let in_port = self.flow.in_port() as u16;
-        let ports: Vec<u16> = self
-            .br
-            .ports
-            .values()
-            .filter(|p| p.ofport != in_port && (all || !p.no_flood))
-            .map(|p| p.ofport)
-            .collect();
+        let ports = flood_order(
+            self.br
+                .ports
+                .values()
+                .filter(|p| p.ofport != in_port && (all || !p.no_flood)),
+        );
         for p in ports {
             self.output_to(p, false);
         }
@@ -559,28 +628,66 @@ impl<'a> Xlate<'a> {
 
     fn normal(&mut self) {
         let in_port = self.flow.in_port() as u16;
-        let Some(inp) = self.br.ports.get(&in_port) else {
-            self.note(|| "NORMAL: input port not on bridge, dropping".into());
-            return;
+        // Like OVS, the decision depends on the addresses and the VLAN
+        // whatever it turns out to be (also a drop).
+        self.read(FieldId::EthSrc, u128::MAX);
+        self.read(FieldId::EthDst, u128::MAX);
+        self.read(FieldId::VlanTci, (VLAN_CFI | 0x0fff) as u128);
+        // Traffic a controller sources (in_port NONE or CONTROLLER) comes
+        // from nowhere: OVS takes it as from a trunk port that learns nothing.
+        let sourced = in_port == port::NONE || in_port == port::CONTROLLER;
+        let trunk = crate::bridge::VlanConfig::default();
+        let (in_vlans, in_name) = match self.br.ports.get(&in_port) {
+            Some(p) => (&p.vlan, p.name.as_str()),
+            None if sourced => (&trunk, "OFPP_NONE"),
+            None => {
+                self.note(NoteKind::Error, || {
+                    format!("received packet on unknown port {in_port}")
+                });
+                self.note(NoteKind::Warn, || "no input bundle, dropping".into());
+                return;
+            }
         };
         let dst = mac_bytes(self.read(FieldId::EthDst, u128::MAX));
         if dst[..5] == [0x01, 0x80, 0xc2, 0x00, 0x00] && dst[5] <= 0x0f && !self.br.forward_bpdu {
-            self.note(|| "NORMAL: dropping reserved multicast".into());
+            self.note(NoteKind::Detail, || {
+                "packet has reserved destination MAC, dropping".into()
+            });
             return;
         }
         let tci = self.read(FieldId::VlanTci, (VLAN_CFI | 0x0fff) as u128) as u16;
         let vid = if tci & VLAN_CFI != 0 { tci & 0x0fff } else { 0 };
-        let Some(vlan) = inp.vlan.input_vlan(vid) else {
-            let name = inp.name.clone();
-            self.note(|| format!("NORMAL: dropping VLAN {vid} packet received on port {name}"));
+        let Some(vlan) = in_vlans.input_vlan(vid) else {
+            let access_vlan = in_vlans.tag.unwrap_or(0);
+            let access = in_vlans.effective_mode() == crate::bridge::VlanMode::Access;
+            self.note(NoteKind::Error, || {
+                if access {
+                    format!(
+                        "dropping VLAN {vid} tagged packet received on port {in_name} \
+                         configured as VLAN {access_vlan} access port"
+                    )
+                } else {
+                    format!(
+                        "dropping VLAN {vid} packet received on port {in_name} \
+                         not configured for trunking VLAN {vid}"
+                    )
+                }
+            });
+            self.note(NoteKind::Warn, || {
+                "disallowed VLAN VID for this input port, dropping".into()
+            });
             return;
         };
         let src = mac_bytes(self.read(FieldId::EthSrc, u128::MAX));
-        if !is_multicast(&src) {
+        // A trace only looks (as OVS's, which learns only from real packets).
+        if !is_multicast(&src) && self.trace.is_none() && !sourced {
             self.learn(vlan, src, in_port);
         }
         if is_multicast(&dst) {
-            self.note(|| format!("NORMAL: multicast, flooding VLAN {vlan}"));
+            // Multicast addresses are never learned: OVS looks them up anyway.
+            self.note(NoteKind::Detail, || {
+                "no learned MAC for destination, flooding".into()
+            });
             self.flood_vlan(vlan, in_port);
             return;
         }
@@ -592,15 +699,17 @@ impl<'a> Xlate<'a> {
             .unwrap_or_else(|e| e.into_inner())
             .lookup(vlan, dst, self.now);
         match out {
-            Some(p) if p == in_port => {
-                self.note(|| "NORMAL: learned port is input port, dropping".into())
-            }
+            Some(p) if p == in_port => self.note(NoteKind::Detail, || {
+                "learned port is input port, dropping".into()
+            }),
             Some(p) => {
-                self.note(|| format!("NORMAL: forwarding to learned port {p}"));
+                self.note(NoteKind::Detail, || "forwarding to learned port".into());
                 self.output_vlan(p, vlan);
             }
             None => {
-                self.note(|| format!("NORMAL: no learned MAC, flooding VLAN {vlan}"));
+                self.note(NoteKind::Detail, || {
+                    "no learned MAC for destination, flooding".into()
+                });
                 self.flood_vlan(vlan, in_port);
             }
         }
@@ -613,13 +722,12 @@ impl<'a> Xlate<'a> {
     }
 
     fn flood_vlan(&mut self, vlan: u16, in_port: u16) {
-        let ports: Vec<u16> = self
-            .br
-            .ports
-            .values()
-            .filter(|p| p.ofport != in_port && !p.no_flood && p.vlan.output(vlan).is_some())
-            .map(|p| p.ofport)
-            .collect();
+        let ports = flood_order(
+            self.br
+                .ports
+                .values()
+                .filter(|p| p.ofport != in_port && !p.no_flood && p.vlan.output(vlan).is_some()),
+        );
         for p in ports {
             self.output_vlan(p, vlan);
         }
@@ -820,6 +928,15 @@ impl<'a> Xlate<'a> {
             .copy_from_slice(&self.flow.b[ofs::VLAN_TCI..ofs::VLAN_TCI + 4]);
         self.dirty.b[ofs::VLAN_TCI..ofs::VLAN_TCI + 4].fill(0);
     }
+}
+
+/// The OpenFlow ports of `ports` in the order a flood outputs to them: by
+/// datapath port, which is the order OVS floods in (it keeps its ports in
+/// the order they were added, and numbers datapath ports that way too).
+fn flood_order<'p>(ports: impl Iterator<Item = &'p crate::bridge::BridgePort>) -> Vec<u16> {
+    let mut ports: Vec<(u32, u16)> = ports.map(|p| (p.odp_port, p.ofport)).collect();
+    ports.sort_unstable();
+    ports.into_iter().map(|(_, ofport)| ofport).collect()
 }
 
 pub(crate) fn mac_u128(m: &[u8; 6]) -> u128 {

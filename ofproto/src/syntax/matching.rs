@@ -17,7 +17,7 @@ use crate::flow::Match;
 use crate::flow_mod::DEFAULT_PRIORITY;
 
 /// `dl_type` and `nw_proto` of OVS's protocol shorthands.
-fn protocol(name: &str) -> Option<(u16, Option<u8>)> {
+pub(crate) fn protocol(name: &str) -> Option<(u16, Option<u8>)> {
     Some(match name {
         "ip" | "ipv4" | "ip4" => (key::ETH_TYPE_IP, None),
         "icmp" => (key::ETH_TYPE_IP, Some(key::IPPROTO_ICMP)),

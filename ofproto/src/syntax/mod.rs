@@ -34,3 +34,9 @@ pub use flow_mod::{
 };
 pub use matching::{format_match, format_match_with, parse_match};
 pub use port::{PortMap, PortNames};
+
+// Pieces other modules of this crate parse and print with (`ofproto/trace`).
+pub(crate) use field::{field_by_name, fmt_subfield, fmt_value, mf_name, parse_value, prereq_met};
+pub(crate) use lex::key_values;
+pub(crate) use matching::protocol;
+pub(crate) use value::{hex, parse_field_int, NumErr};
