@@ -7,14 +7,28 @@ cd "$(dirname "$0")"
 
 # Real peers and tools the tests use; installed, never vendored.
 packages=()
+# OVS itself: ovs-ofctl (flow syntax), ovsdb-server and ovs-vsctl (fvs-vsctl
+# is compared with it). Its service is never started.
 command -v ovs-ofctl >/dev/null 2>&1 || packages+=(openvswitch-common)
+command -v ovs-vsctl >/dev/null 2>&1 || packages+=(openvswitch-switch)
+command -v ping >/dev/null 2>&1 || packages+=(iputils-ping)
+command -v ip >/dev/null 2>&1 || packages+=(iproute2)
+command -v python3 >/dev/null 2>&1 || packages+=(python3)
 if [ ${#packages[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "run-tests: need root to install: ${packages[*]}" >&2
         exit 1
     fi
     apt-get update -qq
+    # Keep package scripts from starting services (OVS's own daemons).
+    policy=/usr/sbin/policy-rc.d
+    had_policy=$([ -e $policy ] && echo yes || echo no)
+    if [ "$had_policy" = no ]; then
+        printf '#!/bin/sh\nexit 101\n' > $policy
+        chmod +x $policy
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}"
+    if [ "$had_policy" = no ]; then rm -f $policy; fi
 fi
 
 # 2 MB hugepages for the hugepage-backed packet pool tests; the original
@@ -29,6 +43,8 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The end-to-end tests drive the real binaries: build them first.
+cargo build --workspace --bins
 cargo test --workspace
 # The benchmark scenarios build and assert what they measure (a few rounds each).
 cargo bench --workspace --no-run --quiet

@@ -1,1 +1,7 @@
-//! fvs binaries and the configuration database.
+//! fvs binaries and what they share: the configuration database, the
+//! `fvs-vsctl` command engine, the daemon, and the control socket.
+
+pub mod daemon;
+pub mod db;
+pub mod unixctl;
+pub mod vsctl;

@@ -1,10 +1,10 @@
-//! The built-in demo: a bridge with three ports, OpenFlow rules in OVS
-//! syntax, a PMD thread, and real packets: a generator thread sends TCP,
-//! UDP and ARP traffic into the ports, the switch forwards it, and the demo
-//! prints what happened the way `ovs-ofctl dump-flows` and
+//! The demo without a kernel: a bridge with three in-memory ports, OpenFlow
+//! rules in OVS syntax, a PMD thread, and real packets: a generator thread
+//! sends TCP, UDP and ARP traffic into the ports, the switch forwards it,
+//! and the demo prints what happened the way `ovs-ofctl dump-flows` and
 //! `ovs-appctl dpif-netdev/pmd-stats-show` would.
 //!
-//!     cargo run --release --example demo [PACKETS]
+//!     cargo run --release --example demo -- --memory [PACKETS]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,11 +70,7 @@ fn frame(i: u32) -> (usize, Vec<u8>) {
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let total: u32 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
+pub fn run(total: u32) -> Result<(), Box<dyn std::error::Error>> {
     let of = Ofproto::new();
     of.add_bridge("br0")?;
     let config = PmdConfig {
