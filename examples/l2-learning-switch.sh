@@ -3,7 +3,7 @@
 # holds `priority=0 actions=NORMAL` (OVS's standalone mode), learns where
 # each MAC address is, and keeps VLANs apart. Run as root:
 #
-#     cargo build --release --bins && examples/l2-learning-switch.sh
+#     cargo build --release -p fvs-cli && examples/l2-learning-switch.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release}

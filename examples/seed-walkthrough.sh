@@ -7,7 +7,7 @@
 # DPDK's af_packet devargs; on a machine with VFIO NICs, the devargs would
 # be their PCI addresses instead. Run as root from the repository:
 #
-#     cargo build --release --bins && examples/seed-walkthrough.sh
+#     cargo build --release -p fvs-cli && examples/seed-walkthrough.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release}

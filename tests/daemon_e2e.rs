@@ -338,6 +338,7 @@ fn appctl_commands_pinning_and_signals() {
         .appctl(&["vlog/list"])
         .lines()
         .any(|l| l.starts_with("bridge") && l.contains("DBG")));
+    assert_eq!(sw.appctl_out(&["vlog/set", "loud"]).status.code(), Some(2));
     let o = sw.appctl_out(&["no/such-command"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(

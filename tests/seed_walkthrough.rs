@@ -9,7 +9,13 @@ use e2e::{can_run, field, flow_packets, serial, tcp_transfer, Host, Switch};
 
 /// The walkthrough with each host's port added by the fvs-vsctl arguments
 /// `port_args` gives (with the Interface's name).
-fn walkthrough(test: &str, port_args: impl Fn(&Host, u16, &str) -> (String, Vec<String>)) {
+/// With `dpdk`, the switch is set up as the seed sets up OVS-DPDK first
+/// (dpdk-init, dpdk-socket-mem, dpdk-lcore-mask): a hugepage packet pool.
+fn walkthrough(
+    test: &str,
+    dpdk: bool,
+    port_args: impl Fn(&Host, u16, &str) -> (String, Vec<String>),
+) {
     if !can_run(test) {
         return;
     }
@@ -18,6 +24,33 @@ fn walkthrough(test: &str, port_args: impl Fn(&Host, u16, &str) -> (String, Vec<
     let br = e2e::bridge_name();
     let h1 = Host::new("10.77.0.1/24");
     let h2 = Host::new("10.77.0.2/24");
+    // 32 MB of pool: 16 pages of 2 MB. `true` insists on hugepages (as
+    // under CI, where run-tests.sh reserves them); `try` falls back.
+    let free_pages = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("HugePages_Free:")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    let hugepages = free_pages >= 16 || std::env::var("CI").as_deref() == Ok("true");
+    if dpdk {
+        let init = if hugepages {
+            "other_config:dpdk-init=true"
+        } else {
+            "other_config:dpdk-init=try"
+        };
+        sw.vsctl(&[
+            "--no-wait",
+            "set",
+            "Open_vSwitch",
+            ".",
+            init,
+            "other_config:dpdk-socket-mem=32",
+            "other_config:dpdk-lcore-mask=0x1",
+        ]);
+    }
     sw.add_netdev_bridge(&br, &[]);
     let mut names = Vec::new();
     for (h, ofport) in [(&h1, 1u16), (&h2, 2)] {
@@ -29,6 +62,14 @@ fn walkthrough(test: &str, port_args: impl Fn(&Host, u16, &str) -> (String, Vec<
     assert_eq!(sw.get("Interface", &names[0], "ofport"), "1");
     assert_eq!(sw.get("Interface", &names[1], "ofport"), "2");
     assert_eq!(sw.get("Interface", &names[0], "link_state"), "up");
+    if dpdk && hugepages {
+        assert_eq!(
+            sw.get("Open_vSwitch", ".", "dpdk_initialized"),
+            "true",
+            "{}",
+            sw.log()
+        );
+    }
 
     sw.ofctl(&["del-flows", &br]);
     sw.ofctl(&["add-flow", &br, "in_port=1,actions=output:2"]);
@@ -89,7 +130,7 @@ fn walkthrough(test: &str, port_args: impl Fn(&Host, u16, &str) -> (String, Vec<
 
 #[test]
 fn seed_walkthrough_system_ports() {
-    walkthrough("seed_walkthrough_system_ports", |h, ofport, br| {
+    walkthrough("seed_walkthrough_system_ports", false, |h, ofport, br| {
         let p = h.port.clone();
         let args = vec![
             "add-port".into(),
@@ -110,25 +151,29 @@ fn seed_walkthrough_system_ports() {
 /// `net_af_packet` devargs onto the veth instead of a VFIO PCI address.
 #[test]
 fn seed_walkthrough_dpdk_af_packet_ports() {
-    walkthrough("seed_walkthrough_dpdk_af_packet_ports", |h, ofport, br| {
-        let name = format!("dpdk-p{ofport}");
-        let args = vec![
-            "add-port".into(),
-            br.to_string(),
-            name.clone(),
-            "--".into(),
-            "set".into(),
-            "Interface".into(),
-            name.clone(),
-            "type=dpdk".into(),
-            format!(
-                "options:dpdk-devargs=net_af_packet{ofport},iface={}",
-                h.port
-            ),
-            format!("ofport_request={ofport}"),
-        ];
-        (name, args)
-    });
+    walkthrough(
+        "seed_walkthrough_dpdk_af_packet_ports",
+        true,
+        |h, ofport, br| {
+            let name = format!("dpdk-p{ofport}");
+            let args = vec![
+                "add-port".into(),
+                br.to_string(),
+                name.clone(),
+                "--".into(),
+                "set".into(),
+                "Interface".into(),
+                name.clone(),
+                "type=dpdk".into(),
+                format!(
+                    "options:dpdk-devargs=net_af_packet{ofport},iface={}",
+                    h.port
+                ),
+                format!("ofport_request={ofport}"),
+            ];
+            (name, args)
+        },
+    );
 }
 
 /// A new bridge is a learning switch (`priority=0 actions=NORMAL`); an

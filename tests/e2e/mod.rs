@@ -2,7 +2,7 @@
 //! fvs-appctl binaries in a private run/db/log directory, and builds hosts
 //! in network namespaces joined to the switch by veth pairs.
 //!
-//! Needs root, `ip` and the binaries (`cargo build --bins`; run-tests.sh
+//! Needs root, `ip` and the binaries (`cargo build -p fvs-cli`; run-tests.sh
 //! builds them). Without root a test is skipped with a message, except
 //! under `CI=true`, where a missing capability fails the test.
 //! E2E tests take a machine-wide lock so that they run one at a time.
@@ -95,7 +95,7 @@ pub fn bin(name: &str) -> PathBuf {
         .and_then(|m| m.modified())
         .unwrap_or_else(|_| {
             panic!(
-                "{} is missing: run `cargo build --bins` first (run-tests.sh does)",
+                "{} is missing: run `cargo build -p fvs-cli` first (run-tests.sh does)",
                 p.display()
             )
         });
@@ -104,7 +104,7 @@ pub fn bin(name: &str) -> PathBuf {
         let src = newest_source_mtime(&root.join(krate).join("src"));
         assert!(
             src <= built,
-            "{} is older than {krate}/src: run `cargo build --bins` first (run-tests.sh does)",
+            "{} is older than {krate}/src: run `cargo build -p fvs-cli` first (run-tests.sh does)",
             p.display()
         );
     }

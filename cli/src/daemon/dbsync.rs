@@ -83,9 +83,9 @@ pub fn status_txn(
     txn
 }
 
-/// Status columns of the root row set once at start-up (as ovs-vswitchd
-/// does): versions, supported interface types, whether DPDK is up.
-pub fn startup_txn(data: &Data, version: &str, hugepages: bool) -> Txn {
+/// Status columns of the root row (as ovs-vswitchd sets them): version,
+/// supported datapath and interface types, whether DPDK is up.
+pub fn root_status_txn(data: &Data, version: &str, hugepages: bool) -> Txn {
     let mut txn = Txn::new();
     let Some((uuid, root)) = data.root() else {
         return txn;

@@ -193,6 +193,19 @@ impl Daemon {
             return;
         }
         let old = st.global.replace(g.clone());
+        // The packet pool is made once, with the first port: like DPDK's
+        // initialisation in OVS, dpdk-init cannot change it afterwards.
+        let pool_made = self
+            .pool
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        if pool_made
+            && (g.dpdk_init != DpdkInit::No) != st.hugepages
+            && old.as_ref().map(|o| o.dpdk_init) != Some(g.dpdk_init)
+        {
+            self.log.warn("dpdk", "dpdk-init changed after the packet pool was made: restart fvs-vswitchd to apply it");
+        }
         if let Some(cores) = &g.lcore_cores {
             // The daemon's own threads (this one and later ones it spawns).
             set_affinity(cores);

@@ -173,7 +173,7 @@ impl Vswitchd {
     }
 
     /// Applies the database now; reports status and cur_cfg.
-    fn reconfigure(&self, last: &mut Option<crate::db::SwitchConfig>, stats_due: bool) {
+    fn reconfigure(&self, stats_due: bool) {
         let data = lock(&self.db).data().clone();
         let cfg = data.config();
         let statuses = self.daemon.apply(&cfg);
@@ -191,29 +191,24 @@ impl Vswitchd {
             dbsync::status_txn(db.data(), &statuses, stats.as_ref(), Some(cfg.next_cfg))
         };
         self.commit_status(&txn);
+        // The root's status (versions, interface types, whether the pool is
+        // in hugepages once the first port made it): written when it differs.
+        let hugepages = self.daemon.is_hugepage_backed();
+        let root =
+            dbsync::root_status_txn(lock(&self.db).data(), env!("CARGO_PKG_VERSION"), hugepages);
+        self.commit_status(&root);
         let mut cur = lock(&self.cur_cfg.0);
         if *cur < cfg.next_cfg {
             *cur = cfg.next_cfg;
         }
         self.cur_cfg.1.notify_all();
-        *last = Some(cfg);
     }
 
     /// Runs until `stop` is set. `hup` asks for the log to be reopened.
     pub fn run(&self, stop: &AtomicBool, hup: &AtomicBool) {
-        let startup = {
-            let db = lock(&self.db);
-            dbsync::startup_txn(db.data(), env!("CARGO_PKG_VERSION"), false)
-        };
-        self.commit_status(&startup);
-        let mut last: Option<crate::db::SwitchConfig> = None;
         let mut last_stats = Instant::now();
         let mut last_retry = Instant::now();
-        self.reconfigure(&mut last, true);
-        let hugepages = self.daemon.is_hugepage_backed();
-        let startup =
-            dbsync::startup_txn(lock(&self.db).data(), env!("CARGO_PKG_VERSION"), hugepages);
-        self.commit_status(&startup);
+        self.reconfigure(true);
         while !stop.load(Ordering::Relaxed) && !self.daemon.exit.load(Ordering::Relaxed) {
             let changed = {
                 let g = lock(&self.wake.0);
@@ -232,7 +227,7 @@ impl Vswitchd {
             let stats_due = last_stats.elapsed() >= STATS_INTERVAL;
             let retry_due = self.daemon.has_errors() && last_retry.elapsed() >= RETRY_INTERVAL;
             if changed || stats_due || retry_due {
-                self.reconfigure(&mut last, stats_due);
+                self.reconfigure(stats_due);
                 if stats_due {
                     last_stats = Instant::now();
                 }

@@ -45,6 +45,17 @@ impl Level {
     }
 }
 
+/// The modules the daemon logs under (what `vlog/set` accepts besides ANY).
+pub const MODULES: &[&str] = &[
+    "bridge",
+    "dpdk",
+    "dpif_netdev",
+    "netdev",
+    "ofproto",
+    "unixctl",
+    "vswitchd",
+];
+
 pub struct Vlog {
     path: Option<PathBuf>,
     file: Mutex<Option<File>>,
@@ -157,12 +168,10 @@ impl Vlog {
                 if part == "ANY" {
                     module = "ANY".into();
                 }
-            } else if part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !part.is_empty()
-            {
+            } else if MODULES.contains(&part) {
                 module = part.to_string();
             } else {
-                return Err(format!("unknown module, facility, or level \"{part}\""));
+                return Err(format!("unknown module \"{part}\""));
             }
         }
         let level = level.unwrap_or(Level::Dbg);
@@ -174,12 +183,18 @@ impl Vlog {
         Ok(())
     }
 
-    /// `vlog/list`.
+    /// `vlog/list`, in OVS's layout (fvs logs to its file only).
     pub fn list(&self) -> String {
-        let levels = self.levels.lock().unwrap_or_else(|e| e.into_inner());
-        let mut s = String::from("                 console    syslog    file\n                 -------    ------    ------\n");
-        for (m, l) in levels.iter() {
-            s += &format!("{m:<17}{:<11}{:<10}{}\n", "OFF", "OFF", l.name());
+        let mut s = String::from(
+            "                 console    syslog    file\n                 -------    ------    ------\n",
+        );
+        for m in MODULES {
+            s += &format!(
+                "{m:<16}  {:>4}       {:>4}       {:>4}\n",
+                "OFF",
+                "OFF",
+                self.level_of(m).name()
+            );
         }
         s
     }
