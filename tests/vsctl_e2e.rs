@@ -170,6 +170,18 @@ fn show_list_and_errors() {
         "{json}"
     );
 
+    // A port whose device is missing: the error is in the database, as OVS puts it.
+    sw.vsctl(&["add-port", &br, "fvnosuch0"]);
+    assert_eq!(sw.get("Interface", "fvnosuch0", "ofport"), "-1");
+    assert_eq!(
+        sw.get("Interface", "fvnosuch0", "error"),
+        "could not open network device fvnosuch0 (No such device)"
+    );
+    assert!(sw
+        .vsctl(&["show"])
+        .contains("            Interface fvnosuch0\n                error: \"could not open network device fvnosuch0 (No such device)\"\n"));
+    sw.vsctl(&["del-port", &br, "fvnosuch0"]);
+
     // Deleting the port removes the tap the daemon made.
     sw.vsctl(&["del-port", &br, &tap]);
     assert!(!std::path::Path::new(&format!("/sys/class/net/{tap}")).exists());

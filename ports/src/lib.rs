@@ -27,8 +27,9 @@ pub use tap::TapPort;
 /// the port and the cause.
 #[derive(Debug, Error)]
 pub enum PortError {
-    /// The kernel interface does not exist.
-    #[error("{port}: no such network device \"{ifname}\"")]
+    /// The kernel interface does not exist (OVS's wording, as in the
+    /// Interface `error` column).
+    #[error("could not open network device {ifname} (No such device)")]
     NoSuchDevice { port: String, ifname: String },
     /// The interface name is not one the kernel accepts.
     #[error("{port}: invalid interface name \"{ifname}\": {why}")]
@@ -51,7 +52,8 @@ pub enum PortError {
         ifname: String,
         why: &'static str,
     },
-    #[error("{port}: unknown interface type \"{kind}\" (fvs knows system, tap, internal, dpdk and memory)")]
+    /// OVS's wording; fvs knows system, tap, internal, dpdk and memory.
+    #[error("could not create netdev {port} of unknown type {kind}")]
     UnknownType { port: String, kind: String },
     #[error("{port}: type=dpdk needs options:dpdk-devargs, e.g. net_af_packet0,iface=eth1 or net_tap0,iface=tap1")]
     MissingDevargs { port: String },
@@ -443,7 +445,7 @@ mod tests {
         let e = err("dpdk", opts(&[("dpdk-devargs", "net_ring0")]));
         assert!(e.starts_with("p1: bad dpdk-devargs \"net_ring0\""), "{e}");
         let e = err("vxlan", opts(&[]));
-        assert!(e.contains("unknown interface type \"vxlan\""), "{e}");
+        assert!(e.contains("of unknown type vxlan"), "{e}");
         let e = err("memory", opts(&[("n_rxq", "0")]));
         assert!(e.starts_with("p1: bad option n_rxq=\"0\""), "{e}");
         let m = open("memory", "m0", &opts(&[("n_rxq", "2")]), pool.clone()).unwrap();

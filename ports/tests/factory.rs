@@ -45,7 +45,7 @@ fn af_packet_devargs_open_a_system_port() {
     );
     assert_eq!(
         e.err().unwrap().to_string(),
-        "p2: no such network device \"fvsnosuch0\""
+        "could not open network device fvsnosuch0 (No such device)"
     );
 }
 

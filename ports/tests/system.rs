@@ -425,7 +425,10 @@ fn a_missing_interface_is_a_clear_error() {
     let e = SystemPort::open("p9", "fvsnosuch0", 1, pool())
         .err()
         .unwrap();
-    assert_eq!(e.to_string(), "p9: no such network device \"fvsnosuch0\"");
+    assert_eq!(
+        e.to_string(),
+        "could not open network device fvsnosuch0 (No such device)"
+    );
     let e = SystemPort::open("p9", "bad/name", 1, pool()).err().unwrap();
     let e = e.to_string();
     assert!(
