@@ -83,4 +83,17 @@ pub trait Netdev: Send + Sync {
     fn is_up(&self) -> bool {
         true
     }
+    /// Sets the MTU (`Interface:mtu_request`); an error says why it cannot.
+    fn set_mtu(&self, _mtu: u32) -> Result<(), String> {
+        Err(format!(
+            "{}: setting the MTU is not supported by {} ports",
+            self.name(),
+            self.kind()
+        ))
+    }
+    /// Driver-specific state for `Interface:status` (mode, socket,
+    /// features, connected, …).
+    fn status(&self) -> std::collections::BTreeMap<String, String> {
+        std::collections::BTreeMap::new()
+    }
 }

@@ -13,6 +13,8 @@ pub struct IfaceStatus {
     pub link_state: Option<String>,
     pub mtu: Option<u32>,
     pub error: Option<String>,
+    /// `Interface:status`: the driver's own state (mode, socket, …).
+    pub status: BTreeMap<String, String>,
 }
 
 /// The knobs of Open_vSwitch other_config the daemon honours (unknown keys

@@ -71,6 +71,7 @@ pub fn status_txn(
         );
         set("mtu", opt_int(st.mtu.map(i64::from)));
         set("error", opt_string(&st.error));
+        set("status", Datum::string_map(&st.status));
         if let Some(s) = stats.and_then(|m| m.get(name)) {
             set("statistics", int_map(&statistics_map(s)));
         }

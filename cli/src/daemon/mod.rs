@@ -37,6 +37,10 @@ struct OpenPort {
     options: BTreeMap<String, String>,
     netdev: Arc<dyn Netdev>,
     vlan: VlanConfig,
+    /// The `mtu_request` last applied.
+    mtu_request: Option<u32>,
+    /// `ofport_request` when the port was added (a change re-adds the port).
+    ofport_request: Option<u16>,
 }
 
 #[derive(Default)]
@@ -140,7 +144,10 @@ impl Daemon {
             .filter(|(name, p)| match wanted_ifaces.get(name.as_str()) {
                 None => true,
                 Some((b, _, i)) => {
-                    b.name != p.bridge || iface_kind(i) != p.kind || i.options != p.options
+                    b.name != p.bridge
+                        || iface_kind(i) != p.kind
+                        || i.options != p.options
+                        || i.ofport_request != p.ofport_request
                 }
             })
             .map(|(n, _)| n.clone())
@@ -172,6 +179,10 @@ impl Daemon {
         for (name, (b, p, i)) in &wanted_ifaces {
             let vlan = vlan_config(p);
             if let Some(open) = st.ports.get_mut(*name) {
+                if open.mtu_request != i.mtu_request {
+                    open.mtu_request = i.mtu_request;
+                    self.apply_mtu(open.netdev.as_ref(), i.mtu_request);
+                }
                 if open.vlan != vlan {
                     if let Err(e) = self.of.set_port_config(&b.name, name, vlan.clone(), false) {
                         self.log.warn("bridge", &e.to_string());
@@ -364,6 +375,7 @@ impl Daemon {
                     "bridge",
                     &format!("{}: added interface {} on port {ofport}", b.name, i.name),
                 );
+                self.apply_mtu(netdev.as_ref(), i.mtu_request);
                 st.ports.insert(
                     i.name.clone(),
                     OpenPort {
@@ -374,6 +386,8 @@ impl Daemon {
                         options: i.options.clone(),
                         netdev,
                         vlan,
+                        mtu_request: i.mtu_request,
+                        ofport_request: i.ofport_request,
                     },
                 );
             }
@@ -401,6 +415,18 @@ impl Daemon {
         );
     }
 
+    /// Applies `mtu_request` (none: the device keeps its MTU).
+    fn apply_mtu(&self, netdev: &dyn Netdev, mtu: Option<u32>) {
+        if let Some(mtu) = mtu {
+            match netdev.set_mtu(mtu) {
+                Ok(()) => self
+                    .log
+                    .info("netdev", &format!("{}: MTU set to {mtu}", netdev.name())),
+                Err(e) => self.log.warn("netdev", &e),
+            }
+        }
+    }
+
     fn status_of(&self, st: &State, name: &str) -> IfaceStatus {
         match st.ports.get(name) {
             Some(p) => {
@@ -414,6 +440,7 @@ impl Daemon {
                     link_state: Some(if p.netdev.is_up() { "up" } else { "down" }.into()),
                     mtu: Some(p.netdev.mtu()),
                     error: None,
+                    status: p.netdev.status(),
                 }
             }
             None => IfaceStatus {
