@@ -23,6 +23,11 @@ pub mod tap;
 pub use system::SystemPort;
 pub use tap::TapPort;
 
+/// For `type=dpdkvhostuser` (fvs is the vhost-user server), the daemon
+/// passes the socket path it chose (`<rundir>/<vhost-sock-dir>/<port>`, as
+/// OVS places it) in the options under this key.
+pub const VHOST_SOCKET_OPTION: &str = "fvs:vhost-socket-path";
+
 /// Why a port could not be opened. Each message is one line that names
 /// the port and the cause.
 #[derive(Debug, Error)]

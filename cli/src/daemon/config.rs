@@ -32,6 +32,9 @@ pub struct GlobalCfg {
     pub pmd: PmdConfig,
     /// `pmd-rxq-assign`: `roundrobin` or `cycles` (default) or `group`.
     pub rxq_assign: String,
+    /// `vhost-sock-dir`: where `dpdkvhostuser` sockets go (relative to the
+    /// run directory; empty: the run directory itself).
+    pub vhost_sock_dir: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,6 +118,7 @@ impl GlobalCfg {
                 .get("pmd-rxq-assign")
                 .cloned()
                 .unwrap_or_else(|| "cycles".into()),
+            vhost_sock_dir: oc.get("vhost-sock-dir").cloned().unwrap_or_default(),
         };
         (cfg, errors)
     }

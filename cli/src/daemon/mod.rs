@@ -344,7 +344,21 @@ impl Daemon {
                 return;
             }
         };
-        let netdev = match fvs_ports::open(&kind, &i.name, &i.options, pool) {
+        let mut options = i.options.clone();
+        if kind == "dpdkvhostuser" {
+            // fvs is the server: the socket is <rundir>/<vhost-sock-dir>/<port>, as in OVS.
+            let dir = st
+                .global
+                .as_ref()
+                .map(|g| g.vhost_sock_dir.clone())
+                .unwrap_or_default();
+            let path = crate::unixctl::rundir().join(dir).join(&i.name);
+            options.insert(
+                fvs_ports::VHOST_SOCKET_OPTION.into(),
+                path.display().to_string(),
+            );
+        }
+        let netdev = match fvs_ports::open(&kind, &i.name, &options, pool) {
             Ok(n) => n,
             Err(e) => {
                 let msg = e.to_string();
