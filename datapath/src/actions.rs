@@ -6,6 +6,7 @@
 use crate::csum;
 use crate::key::{self, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
 use crate::packet::{Packet, TunnelMeta, NO_OFS};
+use crate::tunnel::TnlPush;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct EthSet {
@@ -116,6 +117,14 @@ pub enum DpAction {
     SetVlanTci(u16),
     /// Tunnel metadata for a later encapsulation.
     SetTunnel(TunnelMeta),
+    /// Encapsulate in a prebuilt tunnel header (`tnl_push`).
+    TunnelPush(Box<TnlPush>),
+    /// Decapsulate and process again as received on tunnel datapath port
+    /// N, with the tunnel metadata set (`tnl_pop`).
+    TunnelPop(u32),
+    /// Run the actions on a copy of the packet, leaving the packet as it
+    /// is for the actions after (`clone`).
+    Clone(Box<[DpAction]>),
 }
 
 impl DpAction {
@@ -123,7 +132,13 @@ impl DpAction {
     /// may give away the packet itself instead of a copy).
     #[inline(always)]
     pub fn consumes(&self) -> bool {
-        matches!(self, DpAction::Output(_) | DpAction::Userspace(_))
+        matches!(
+            self,
+            DpAction::Output(_)
+                | DpAction::Userspace(_)
+                | DpAction::TunnelPop(_)
+                | DpAction::Clone(_)
+        )
     }
 }
 
@@ -151,7 +166,12 @@ pub fn apply(pkt: &mut Packet, action: &DpAction) {
         DpAction::PopVlan => pop_vlan(pkt),
         DpAction::SetVlanTci(tci) => set_vlan_tci(pkt, *tci),
         DpAction::SetTunnel(t) => pkt.meta_mut().tunnel = *t,
-        DpAction::Output(_) | DpAction::Userspace(_) => {}
+        // Executed by the PMD, which owns the queues they lead to.
+        DpAction::Output(_)
+        | DpAction::Userspace(_)
+        | DpAction::TunnelPush(_)
+        | DpAction::TunnelPop(_)
+        | DpAction::Clone(_) => {}
     }
 }
 

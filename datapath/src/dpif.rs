@@ -274,6 +274,14 @@ impl<H: Upcall> Datapath<H> {
         self.pmds.iter().flat_map(|p| p.dump_flows()).collect()
     }
 
+    /// Has the first PMD thread process `pkts` as if received on `port`
+    /// (packets the control plane originates); returns once they are sent.
+    pub fn inject(&self, port: u32, pkts: Vec<crate::packet::Packet>) {
+        if let Some(p) = self.pmds.first() {
+            p.request(PmdCmd::Inject { port, pkts });
+        }
+    }
+
     /// The core each PMD thread is pinned to (`None`: not pinned).
     pub fn pmd_cores(&self) -> &[Option<usize>] {
         &self.cores

@@ -480,3 +480,46 @@ fn parse_arp(d: &[u8], key: &mut FlowKey, stats: &mut ExtractStats) {
     key.b[ofs::ARP_THA..ofs::ARP_THA + 6].copy_from_slice(&a[18..24]);
     key.b[ofs::NW_DST..ofs::NW_DST + 4].copy_from_slice(&a[24..28]);
 }
+
+/// The TCP flags of a frame as extraction would find them (0 when it is not
+/// TCP), for the flow statistics of packets forwarded without extraction
+/// (simple match). Follows one 802.1Q/802.1ad tag, IPv4 options and IPv6
+/// without extension headers; a later fragment or a cut header has none.
+#[inline(always)]
+pub fn tcp_flags_of(f: &[u8]) -> u16 {
+    let be16 = |i: usize| {
+        f.get(i..i + 2)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let mut l3 = 14;
+    let mut eth_type = be16(12);
+    if eth_type == 0x8100 || eth_type == 0x88a8 {
+        eth_type = be16(16);
+        l3 = 18;
+    }
+    // Where the TCP header starts, and where the IP packet ends.
+    let (l4, end) = match eth_type {
+        0x0800 => {
+            let (Some(&vihl), Some(&proto)) = (f.get(l3), f.get(l3 + 9)) else {
+                return 0;
+            };
+            if proto != 6 || vihl >> 4 != 4 || vihl & 0x0f < 5 || be16(l3 + 6) & 0x1fff != 0 {
+                return 0;
+            }
+            (l3 + 4 * (vihl & 0x0f) as usize, l3 + be16(l3 + 2) as usize)
+        }
+        0x86dd => {
+            if f.get(l3 + 6) != Some(&6) {
+                return 0;
+            }
+            (l3 + 40, l3 + 40 + be16(l3 + 4) as usize)
+        }
+        _ => return 0,
+    };
+    match (f.get(l4 + 12), f.get(l4 + 13)) {
+        (Some(&a), Some(&b)) if end <= f.len() && l4 + 20 <= end && a >> 4 >= 5 => {
+            u16::from_be_bytes([a & 0x0f, b])
+        }
+        _ => 0,
+    }
+}

@@ -18,6 +18,7 @@ pub mod odp;
 pub mod packet;
 pub mod pmd;
 pub mod ring;
+pub mod tunnel;
 pub mod upcall;
 
 pub use actions::DpAction;

@@ -96,4 +96,14 @@ pub trait Netdev: Send + Sync {
     fn status(&self) -> std::collections::BTreeMap<String, String> {
         std::collections::BTreeMap::new()
     }
+    /// Driver-specific counters (per queue, …) added to
+    /// `Interface:statistics` under the names OVS gives them.
+    fn custom_stats(&self) -> std::collections::BTreeMap<String, u64> {
+        std::collections::BTreeMap::new()
+    }
+    /// A fault of an open port (e.g. a misbehaving vhost-user frontend)
+    /// for `Interface:error`; `None` while it works.
+    fn error(&self) -> Option<String> {
+        None
+    }
 }

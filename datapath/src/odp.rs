@@ -26,6 +26,7 @@ use crate::key::{
     IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, VLAN_CFI,
 };
 use crate::packet::TunnelMeta;
+use crate::tunnel::{self, TnlPush, TUN_FLAGS_PUBLIC};
 
 /// The TCP flag names of OVS's `packet_tcp_flag_to_string()`, bit 0 first.
 const TCP_FLAG_NAMES: [&str; 12] = [
@@ -631,7 +632,23 @@ fn tunnel_attr(k: &FlowKey, m: &FlowKey) -> Option<String> {
         f.u8x("tos", k.u8_at(ofs::TUN_TOS), Some(m.u8_at(ofs::TUN_TOS)));
     }
     f.u8u("ttl", k.u8_at(ofs::TUN_TTL), Some(m.u8_at(ofs::TUN_TTL)));
-    if tun_id_m != 0 {
+    let flags_m = m.be16_at(ofs::TUN_FLAGS) & TUN_FLAGS_PUBLIC;
+    if flags_m != 0 {
+        // OVS's `format_flags_masked()` of df, csum, key.
+        let v = k.be16_at(ofs::TUN_FLAGS);
+        let mut fl = String::new();
+        for (bit, name) in [
+            (tunnel::TUN_FLAG_DF, "df"),
+            (tunnel::TUN_FLAG_CSUM, "csum"),
+            (tunnel::TUN_FLAG_KEY, "key"),
+        ] {
+            if flags_m & bit != 0 {
+                fl.push(if v & bit != 0 { '+' } else { '-' });
+                fl.push_str(name);
+            }
+        }
+        f.put(format!("flags({fl})"));
+    } else if tun_id_m != 0 {
         f.put("flags(+key)".to_string());
     }
     Some(format!("tunnel({})", f.join()))
@@ -707,7 +724,77 @@ fn format_action(a: &DpAction, how: &ActionFormat) -> String {
         // tag and pushes the new one.
         DpAction::SetVlanTci(tci) => format!("pop_vlan,{}", push_vlan(ETH_TYPE_VLAN, *tci)),
         DpAction::SetTunnel(t) => format!("set(tunnel({}))", tunnel_set(t)),
+        DpAction::TunnelPush(p) => tnl_push(p),
+        DpAction::TunnelPop(port) => format!("tnl_pop({port})"),
+        DpAction::Clone(inner) => format!("clone({})", format_actions_with(inner, how)),
     }
+}
+
+/// OVS's `format_odp_tnl_push_action()`: the tunnel port, the header
+/// template field by field, the underlay port.
+fn tnl_push(p: &TnlPush) -> String {
+    let h = p.header.bytes();
+    let be16 = |at: usize| {
+        h.get(at..at + 2)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let be32 = |at: usize| {
+        h.get(at..at + 4)
+            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let mut s = format!(
+        "tnl_push(tnl_port({}),header(size={},type={},eth(dst={},src={},dl_type=0x{:04x}),",
+        p.tnl_port,
+        h.len(),
+        tunnel::OVS_VPORT_TYPE_VXLAN,
+        mac(h.get(0..6).unwrap_or_default()),
+        mac(h.get(6..12).unwrap_or_default()),
+        be16(12),
+    );
+    let l3 = tunnel::ETH_LEN;
+    if p.header.is_ipv6() {
+        let addr = |at: usize| -> [u8; 16] {
+            let mut a = [0u8; 16];
+            if let Some(b) = h.get(at..at + 16) {
+                a.copy_from_slice(b);
+            }
+            a
+        };
+        let vtcfl = be32(l3);
+        let _ = write!(
+            s,
+            "ipv6(src={},dst={},label={},proto={},tclass=0x{:x},hlimit={}),",
+            format_ipv6(&addr(l3 + 8)),
+            format_ipv6(&addr(l3 + 24)),
+            vtcfl & IPV6_LABEL_MASK,
+            h.get(l3 + 6).copied().unwrap_or(0),
+            (vtcfl >> 20) & 0xff,
+            h.get(l3 + 7).copied().unwrap_or(0),
+        );
+    } else {
+        let _ = write!(
+            s,
+            "ipv4(src={},dst={},proto={},tos={},ttl={},frag=0x{:x}),",
+            ipv4(h.get(l3 + 12..l3 + 16).unwrap_or_default()),
+            ipv4(h.get(l3 + 16..l3 + 20).unwrap_or_default()),
+            h.get(l3 + 9).copied().unwrap_or(0),
+            alt_hex(h.get(l3 + 1).copied().unwrap_or(0)),
+            h.get(l3 + 8).copied().unwrap_or(0),
+            be16(l3 + 6),
+        );
+    }
+    let l4 = p.header.l4_ofs();
+    let _ = write!(
+        s,
+        "udp(src={},dst={},csum=0x{:x}),vxlan(flags=0x{:x},vni=0x{:x})),out_port({}))",
+        be16(l4),
+        be16(l4 + 2),
+        be16(l4 + 6),
+        be32(l4 + 8),
+        be32(l4 + 12) >> 8,
+        p.out_port,
+    );
+    s
 }
 
 fn push_vlan(tpid: u16, tci: u16) -> String {

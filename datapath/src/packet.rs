@@ -553,6 +553,13 @@ impl Batch {
         self.pkts.pop()
     }
 
+    /// Keeps the packets for which `f` returns true (in order); the others
+    /// are dropped (their buffers go back to their pools).
+    #[inline]
+    pub fn retain_mut(&mut self, f: impl FnMut(&mut Packet) -> bool) {
+        self.pkts.retain_mut(f);
+    }
+
     /// Drops every packet (their buffers go back to their pools).
     pub fn clear(&mut self) {
         self.pkts.clear();

@@ -18,6 +18,7 @@ use crate::extract::{extract_arrived, ExtractStats};
 use crate::key::{ofs, FlowKey};
 use crate::netdev::{RxQueue, TxQueue};
 use crate::packet::{Batch, Packet, BATCH_SIZE};
+use crate::tunnel;
 use crate::upcall::Upcall;
 
 /// Tunables of a PMD thread (OVS's `other_config` names in comments).
@@ -30,6 +31,10 @@ pub struct PmdConfig {
     pub max_flows: usize,
     /// `pmd-sleep-max` (µs): longest sleep per idle iteration (0: busy-poll).
     pub sleep_max_us: u64,
+    /// OVS's "simple match": when all of a port's traffic takes one
+    /// megaflow that matches nothing but the input port and only outputs,
+    /// its batches skip extraction and lookups.
+    pub simple_match: bool,
 }
 
 impl Default for PmdConfig {
@@ -39,6 +44,7 @@ impl Default for PmdConfig {
             emc_insert_inv_prob: DEFAULT_INSERT_INV_PROB,
             max_flows: DEFAULT_MAX_FLOWS,
             sleep_max_us: 0,
+            simple_match: true,
         }
     }
 }
@@ -73,6 +79,8 @@ macro_rules! counters {
 counters! {
     /// Packets received.
     packets,
+    /// Packets forwarded by a port's simple-match megaflow.
+    simple_hits,
     /// Hits in the exact-match cache.
     emc_hits,
     /// Hits in the megaflow classifier.
@@ -112,6 +120,18 @@ counters! {
     revalidated_out,
     /// TSC cycles spent translating misses (`pmd-perf-show` us/upcall).
     upcall_cycles,
+    /// Datapath passes of decapsulated packets (`packet recirculations`).
+    recirculations,
+    /// Packets not encapsulated: over the underlay MTU, or no headroom
+    /// (OVS's `datapath_drop_tunnel_push_error`).
+    tnl_push_errors,
+    /// Received tunnel packets whose outer headers were bad (truncated,
+    /// bad lengths or checksums, fragments, bad VXLAN flags) (OVS's
+    /// `datapath_drop_tunnel_pop_error`).
+    tnl_pop_errors,
+    /// Packets dropped for recirculating too deep or too many at once
+    /// (OVS's `datapath_drop_recirc_error`).
+    recirc_errors,
 }
 
 impl PmdCounters {
@@ -143,12 +163,14 @@ impl PmdCounters {
     pub fn format(&self, header: &str) -> String {
         let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
         let mut s = format!(
-            "{header}\n  packets received: {}\n  packet recirculations: 0\n  avg. datapath passes per packet: {:.2}\n  \
-             phwol hits: 0\n  mfex opt hits: 0\n  simple match hits: 0\n  emc hits: {}\n  smc hits: 0\n  \
+            "{header}\n  packets received: {}\n  packet recirculations: {}\n  avg. datapath passes per packet: {:.2}\n  \
+             phwol hits: 0\n  mfex opt hits: 0\n  simple match hits: {}\n  emc hits: {}\n  smc hits: 0\n  \
              megaflow hits: {}\n  avg. subtable lookups per megaflow hit: {:.2}\n  miss with success upcall: {}\n  \
              miss with failed upcall: {}\n  avg. packets per output batch: {:.2}\n",
             self.packets,
-            if self.packets == 0 { 0.0 } else { 1.0 },
+            self.recirculations,
+            ratio(self.packets + self.recirculations, self.packets),
+            self.simple_hits,
             self.emc_hits,
             self.megaflow_hits,
             self.avg_subtable_lookups(),
@@ -249,6 +271,12 @@ pub enum PmdCmd {
     ClearStats,
     Configure(PmdConfig),
     DumpFlows(mpsc::Sender<Vec<FlowDump>>),
+    /// Process packets as if received on datapath port `port` (packets the
+    /// control plane originates, e.g. ARP requests for tunnel next hops).
+    Inject {
+        port: u32,
+        pkts: Vec<Packet>,
+    },
     Quit,
 }
 
@@ -459,8 +487,15 @@ pub struct Pmd<H: Upcall> {
     hashes: [u32; BATCH_SIZE],
     solo: Vec<(usize, Arc<[DpAction]>)>,
     fbs: Vec<FlowBatch>,
+    /// Per input port: its simple-match megaflow (slot, generation), or
+    /// `NO_SIMPLE`.
+    simple: Vec<(u32, u32)>,
     epoch: u64,
     rx_batch: Batch,
+    /// Decapsulated packets waiting for their next datapath pass, and the
+    /// batch the current pass of them runs in.
+    recirc: Batch,
+    recirc_work: Batch,
     now_ms: u64,
     /// Cycle counter when `now_ms` was last read.
     clock_cycles: u64,
@@ -478,11 +513,28 @@ pub struct Pmd<H: Upcall> {
 }
 
 const HOUSEKEEPING_MS: u64 = 1000;
+/// Datapath passes a packet may make after its first (OVS's
+/// `MAX_RECIRC_DEPTH`): tunnels in tunnels, each popped in turn.
+pub const MAX_RECIRC_DEPTH: usize = 6;
 const CLOCK_REFRESH_CYCLES: u64 = 2_000_000;
 /// A packet not (yet) classified; dropped if it stays so.
 const NO_SLOT: u8 = u8::MAX;
 /// A packet that runs its actions alone (its megaflow was not installed).
 const SOLO_SLOT: u8 = u8::MAX - 1;
+const NO_SIMPLE: (u32, u32) = (u32::MAX, 0);
+/// Input ports above this never get a simple-match entry (keeps the table small).
+const MAX_SIMPLE_PORT: u32 = 4096;
+
+/// Whether a megaflow qualifies for simple match: it matches exactly the
+/// input port of a first pass (nothing else), and only sends to ports,
+/// which needs none of the packet metadata extraction would have set.
+fn is_simple(key: &FlowKey, mask: &FlowKey, actions: &[DpAction]) -> bool {
+    key.recirc_id() == 0
+        && key.in_port() < MAX_SIMPLE_PORT
+        && mask.word(0) == u64::MAX
+        && mask.nonzero_words().all(|w| w == 0)
+        && actions.iter().all(|a| matches!(a, DpAction::Output(_)))
+}
 
 impl<H: Upcall> Pmd<H> {
     pub fn new(id: usize, handler: Arc<H>, config: PmdConfig) -> Pmd<H> {
@@ -516,8 +568,11 @@ impl<H: Upcall> Pmd<H> {
                     tcp_flags: 0,
                 })
                 .collect(),
+            simple: Vec::new(),
             epoch: 0,
             rx_batch: Batch::new(),
+            recirc: Batch::new(),
+            recirc_work: Batch::new(),
             now_ms: now_ms(),
             clock_cycles: cycles(),
             last_housekeeping_ms: 0,
@@ -651,11 +706,47 @@ impl<H: Upcall> Pmd<H> {
     /// batch as it is, otherwise packets move to their group, keeping each
     /// flow's order, and each group's actions run once.
     pub fn process(&mut self, batch: &mut Batch, in_port: u32) {
+        self.process_pass::<false>(batch, in_port);
+        if !self.recirc.is_empty() {
+            self.run_recirc();
+        }
+    }
+
+    /// Runs the datapath passes of decapsulated packets (each pass may pop
+    /// another tunnel), at most [`MAX_RECIRC_DEPTH`] deep.
+    #[inline(never)]
+    fn run_recirc(&mut self) {
+        for _ in 0..MAX_RECIRC_DEPTH {
+            if self.recirc.is_empty() {
+                return;
+            }
+            let mut b = std::mem::take(&mut self.recirc_work);
+            std::mem::swap(&mut b, &mut self.recirc);
+            self.process_pass::<true>(&mut b, 0);
+            self.recirc_work = b;
+        }
+        self.counters.recirc_errors += self.recirc.len() as u64;
+        self.recirc.clear();
+    }
+
+    /// One datapath pass of `batch`: received on `in_port`, or (`RECIRC`)
+    /// decapsulated, each packet with its own input port in its metadata.
+    #[inline(always)]
+    fn process_pass<const RECIRC: bool>(&mut self, batch: &mut Batch, in_port: u32) {
         let n = batch.len();
         if n == 0 {
             return;
         }
-        self.counters.packets += n as u64;
+        if RECIRC {
+            self.counters.recirculations += n as u64;
+        } else {
+            self.counters.packets += n as u64;
+            if let Some(&(flow, gen)) = self.simple.get(in_port as usize) {
+                if flow != NO_SIMPLE.0 && self.simple_pass(batch, in_port, flow, gen) {
+                    return;
+                }
+            }
+        }
         self.epoch += 1;
         let epoch = self.epoch;
         let emc_on = self.config.emc_insert_inv_prob != 0;
@@ -671,7 +762,8 @@ impl<H: Upcall> Pmd<H> {
             .zip(self.hashes.iter_mut())
             .zip(self.compact.iter_mut());
         for (pkt, ((key, hash), compact)) in batch.packets_mut().iter_mut().zip(per_packet) {
-            (*hash, *compact) = extract_arrived(pkt, in_port, key, &mut self.extract_stats, emc_on);
+            let port = if RECIRC { pkt.meta().in_port } else { in_port };
+            (*hash, *compact) = extract_arrived(pkt, port, key, &mut self.extract_stats, emc_on);
         }
         let per_packet = self
             .keys
@@ -731,6 +823,7 @@ impl<H: Upcall> Pmd<H> {
                     &f.actions,
                     batch,
                     &mut self.tx,
+                    &mut self.recirc,
                     &*self.handler,
                     &mut self.counters,
                 );
@@ -738,6 +831,40 @@ impl<H: Upcall> Pmd<H> {
             }
         }
         self.dispatch_by_flow(batch, nfb);
+    }
+
+    /// Forwards a whole batch by its port's simple-match megaflow: no
+    /// extraction, no lookup; only what the flow's statistics need (bytes,
+    /// TCP flags) is read. `false` if the megaflow is gone (the entry is
+    /// dropped and the batch takes the normal path).
+    #[inline(always)]
+    fn simple_pass(&mut self, batch: &mut Batch, in_port: u32, flow: u32, gen: u32) -> bool {
+        let Some(f) = self.flows.get_mut(flow, gen) else {
+            self.simple[in_port as usize] = NO_SIMPLE;
+            return false;
+        };
+        let (mut bytes, mut flags) = (0u64, 0u16);
+        for p in batch.packets_mut() {
+            bytes += p.len() as u64;
+            flags |= crate::extract::tcp_flags_of(p.data());
+            p.meta_mut().in_port = in_port;
+        }
+        let n = batch.len() as u64;
+        self.counters.simple_hits += n;
+        let c = &mut f.counters;
+        c.packets += n;
+        c.bytes += bytes;
+        c.used_ms = self.now_ms.max(1);
+        c.tcp_flags |= flags;
+        execute(
+            &f.actions,
+            batch,
+            &mut self.tx,
+            &mut self.recirc,
+            &*self.handler,
+            &mut self.counters,
+        );
+        true
     }
 
     /// Moves the packets of a round to their groups and runs each group's actions.
@@ -757,6 +884,7 @@ impl<H: Upcall> Pmd<H> {
                             &acts,
                             &mut one,
                             &mut self.tx,
+                            &mut self.recirc,
                             &*self.handler,
                             &mut self.counters,
                         );
@@ -788,6 +916,7 @@ impl<H: Upcall> Pmd<H> {
                 &f.actions,
                 &mut fb.pkts,
                 &mut self.tx,
+                &mut self.recirc,
                 &*self.handler,
                 &mut self.counters,
             );
@@ -858,6 +987,13 @@ impl<H: Upcall> Pmd<H> {
                         Ok((idx, gen)) => {
                             if emc_on {
                                 self.emc.maybe_insert(key, pkt.meta().hash, idx, gen);
+                            }
+                            if self.config.simple_match && is_simple(key, &mask, &acts) {
+                                let port = key.in_port() as usize;
+                                if self.simple.len() <= port {
+                                    self.simple.resize(port + 1, NO_SIMPLE);
+                                }
+                                self.simple[port] = (idx, gen);
                             }
                             if self.tags.len() <= idx as usize {
                                 self.tags.resize(idx as usize + 1, BatchTag::default());
@@ -983,6 +1119,7 @@ impl<H: Upcall> Pmd<H> {
             self.handler.credit(&f.deps, &d);
         }
         self.emc.clear();
+        self.simple.clear();
     }
 
     pub fn dump_flows(&self) -> Vec<FlowDump> {
@@ -996,6 +1133,17 @@ impl<H: Upcall> Pmd<H> {
                 counters: f.counters,
             })
             .collect()
+    }
+
+    /// Processes `pkts` as received on `port` and sends the output.
+    pub fn inject(&mut self, port: u32, pkts: Vec<Packet>) {
+        let mut it = pkts.into_iter().peekable();
+        while it.peek().is_some() {
+            let mut b = Batch::new();
+            b.fill_from(&mut it);
+            self.process(&mut b, port);
+        }
+        self.flush();
     }
 
     pub fn clear_stats(&mut self) {
@@ -1042,6 +1190,7 @@ impl<H: Upcall> Pmd<H> {
                 PmdCmd::DumpFlows(tx) => {
                     let _ = tx.send(self.dump_flows());
                 }
+                PmdCmd::Inject { port, pkts } => self.inject(port, pkts),
                 PmdCmd::Quit => keep_running = false,
             }
         }
@@ -1114,12 +1263,14 @@ fn batch_slot(
     s
 }
 
-/// Runs `acts` on every packet of `pkts` (which is left empty).
+/// Runs `acts` on every packet of `pkts` (which is left empty). Packets a
+/// `TunnelPop` decapsulates go to `recirc` for another datapath pass.
 #[inline]
 fn execute<H: Upcall>(
     acts: &[DpAction],
     pkts: &mut Batch,
     tx: &mut TxPorts,
+    recirc: &mut Batch,
     handler: &H,
     c: &mut PmdCounters,
 ) {
@@ -1151,11 +1302,120 @@ fn execute<H: Upcall>(
                     pkts.clear();
                 }
             }
+            DpAction::TunnelPush(push) => {
+                let before = pkts.len();
+                pkts.retain_mut(|p| tunnel::push(p, push).is_ok());
+                c.tnl_push_errors += (before - pkts.len()) as u64;
+            }
+            DpAction::TunnelPop(port) => {
+                if i == last {
+                    for p in pkts.drain() {
+                        pop_to(*port, p, recirc, c);
+                    }
+                } else {
+                    for p in pkts.packets() {
+                        match p.try_clone() {
+                            Some(copy) => pop_to(*port, copy, recirc, c),
+                            None => c.clone_failed += 1,
+                        }
+                    }
+                }
+            }
+            DpAction::Clone(inner) => {
+                if i == last {
+                    execute(inner, pkts, tx, recirc, handler, c);
+                } else {
+                    for p in pkts.packets() {
+                        match p.try_clone() {
+                            Some(copy) => execute_one(inner, copy, tx, recirc, handler, c),
+                            None => c.clone_failed += 1,
+                        }
+                    }
+                }
+            }
             other => {
                 for p in pkts.packets_mut() {
                     actions::apply(p, other);
                 }
             }
+        }
+    }
+}
+
+/// Decapsulates `pkt` and queues it for a datapath pass as received on
+/// tunnel port `port`; drops (and counts) it if its headers are bad.
+#[inline]
+fn pop_to(port: u32, mut pkt: Packet, recirc: &mut Batch, c: &mut PmdCounters) {
+    if tunnel::pop(&mut pkt).is_err() {
+        c.tnl_pop_errors += 1;
+        return;
+    }
+    pkt.meta_mut().in_port = port;
+    if recirc.push(pkt).is_err() {
+        c.recirc_errors += 1;
+    }
+}
+
+/// [`execute`] for one packet (a copy a `clone` made).
+fn execute_one<H: Upcall>(
+    acts: &[DpAction],
+    mut pkt: Packet,
+    tx: &mut TxPorts,
+    recirc: &mut Batch,
+    handler: &H,
+    c: &mut PmdCounters,
+) {
+    let Some(last) = acts.iter().rposition(DpAction::consumes) else {
+        c.dropped += 1;
+        return;
+    };
+    for (i, a) in acts[..=last].iter().enumerate() {
+        let copy = |p: &Packet, c: &mut PmdCounters| {
+            let copy = p.try_clone();
+            if copy.is_none() {
+                c.clone_failed += 1;
+            }
+            copy
+        };
+        match a {
+            DpAction::Output(port) => {
+                if i == last {
+                    tx.enqueue(*port, pkt, c);
+                    return;
+                }
+                if let Some(p) = copy(&pkt, c) {
+                    tx.enqueue(*port, p, c);
+                }
+            }
+            DpAction::Userspace(what) => {
+                handler.slow_path(&pkt, what);
+                c.slow_path += 1;
+            }
+            DpAction::TunnelPush(push) => {
+                if tunnel::push(&mut pkt, push).is_err() {
+                    c.tnl_push_errors += 1;
+                    return;
+                }
+            }
+            DpAction::TunnelPop(port) => {
+                if i == last {
+                    pop_to(*port, pkt, recirc, c);
+                    return;
+                }
+                if let Some(p) = copy(&pkt, c) {
+                    pop_to(*port, p, recirc, c);
+                }
+            }
+            DpAction::Clone(inner) => {
+                if i == last {
+                    execute_one(inner, pkt, tx, recirc, handler, c);
+                    return;
+                }
+                if let Some(p) = copy(&pkt, c) {
+                    execute_one(inner, p, tx, recirc, handler, c);
+                }
+            }
+            other => actions::apply(&mut pkt, other),
         }
     }
 }

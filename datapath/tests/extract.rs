@@ -2027,3 +2027,63 @@ proptest! {
         check_invariants(&f, &x);
     }
 }
+
+/// Simple match forwards without extraction but still counts TCP flags:
+/// its quick parse must agree with extraction, except where it stops early
+/// (a second VLAN tag, IPv6 extension headers), and then it says 0.
+#[test]
+fn tcp_flags_without_extraction_agree() {
+    let mut with_flags = 0;
+    let mut tcp = TcpHeader::new(1000, 80, 7, 4096);
+    tcp.syn = true;
+    tcp.ack = true;
+    tcp.ns = true;
+    let mut with_options = ip4_hdr(64);
+    with_options.options = [1, 1, 1, 0][..].try_into().unwrap();
+    let mut frames = vec![
+        cat(&[
+            &eth(key::ETH_TYPE_IP),
+            &ipv4_l4(ip4_hdr(64), &L4::Tcp(tcp.clone()), b"x"),
+        ]),
+        cat(&[
+            &eth(key::ETH_TYPE_IP),
+            &ipv4_l4(with_options, &L4::Tcp(tcp.clone()), &[]),
+        ]),
+        cat(&[
+            &eth(key::ETH_TYPE_IPV6),
+            &ipv6_l4(ip6_hdr(9), &[], &L4::Tcp(tcp.clone()), &[]),
+        ]),
+        cat(&[
+            &eth(key::ETH_TYPE_IPV6),
+            &ipv6_l4(ip6_hdr(9), &[Ext::Hop(0)], &L4::Tcp(tcp.clone()), &[]),
+        ]),
+    ];
+    let v4 = frames[0].clone();
+    // Tagged, and cut inside the TCP header.
+    frames.push(cat(&[&v4[..12], &[0x81, 0, 0, 5], &v4[12..]]));
+    frames.push(v4[..14 + 20 + 10].to_vec());
+    frames.extend(valid_frames());
+    for mut f in frames {
+        // Give every TCP header some flags (NS, SYN, ACK) to find.
+        let x = run(&f);
+        if x.key.nw_proto() == 6 && x.l4 != NO_OFS && f.len() >= x.l4 as usize + 14 {
+            f[x.l4 as usize + 12] |= 0x01;
+            f[x.l4 as usize + 13] = 0x12;
+        }
+        let full = run(&f).key.be16_at(ofs::TCP_FLAGS);
+        let quick = fvs_datapath::extract::tcp_flags_of(&f);
+        with_flags += usize::from(full != 0);
+        if quick != full {
+            let outer = u16::from_be_bytes([f[12], f[13]]);
+            let inner = u16::from_be_bytes([f[16], f[17]]);
+            let two_tags = matches!(outer, 0x8100 | 0x88a8) && matches!(inner, 0x8100 | 0x88a8);
+            let ipv6_ext = outer == 0x86dd && f[20] != 6;
+            assert!(
+                quick == 0 && (two_tags || ipv6_ext),
+                "flags {quick:#x} vs extraction {full:#x} for {}",
+                hex(&f)
+            );
+        }
+    }
+    assert!(with_flags >= 3, "the corpus needs TCP frames with flags");
+}
