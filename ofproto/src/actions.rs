@@ -131,15 +131,33 @@ pub enum OfAction {
     GotoTable(u8),
     /// `write_metadata:value[/mask]` (an instruction).
     WriteMetadata { value: u64, mask: u64 },
+    /// `group:N`: the packet goes through group N.
+    Group(u32),
+    /// `clear_actions` (an instruction): empties the action set.
+    ClearActions,
+    /// `write_actions(…)` (an instruction): merges actions into the action
+    /// set, executed when the pipeline ends.
+    WriteActions(Vec<OfAction>),
 }
 
 impl OfAction {
+    /// Whether executing this action can send the packet to group `g`
+    /// (flow-mod `out_group` filters).
+    pub fn outputs_to_group(&self, g: u32) -> bool {
+        match self {
+            OfAction::Group(id) => *id == g,
+            OfAction::WriteActions(list) => list.iter().any(|a| a.outputs_to_group(g)),
+            _ => false,
+        }
+    }
+
     /// Whether executing this action can send the packet to `port` (used by
     /// flow-mod `out_port` filters).
     pub fn outputs_to(&self, p: u16) -> bool {
         match self {
             OfAction::Output { port, .. } => *port == p,
             OfAction::Controller { .. } => p == port::CONTROLLER,
+            OfAction::WriteActions(list) => list.iter().any(|a| a.outputs_to(p)),
             _ => false,
         }
     }

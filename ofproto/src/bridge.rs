@@ -1,8 +1,8 @@
 //! A bridge: its OpenFlow tables, its ports and their VLAN configuration,
 //! and its MAC learning table.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use crate::actions::port;
 use crate::classifier::Classifier;
@@ -128,6 +128,16 @@ pub struct Bridge {
     pub(crate) fdb: Mutex<Fdb>,
     /// Forward reserved multicast (STP, LACP…) in `NORMAL` (`other_config:forward-bpdu`).
     pub forward_bpdu: bool,
+    /// The group table.
+    pub(crate) groups: BTreeMap<u32, Arc<crate::group::Group>>,
+    /// Ports whose link is down (fast-failover liveness).
+    pub(crate) down_ports: BTreeSet<u16>,
+    /// A table miss sends the packet to the controller (an OpenFlow 1.0
+    /// controller is connected), as OVS's default table-miss behaviour.
+    pub(crate) miss_to_controller: bool,
+    /// Fail-open: no controller for a while in standalone mode, so the
+    /// bridge acts as a learning switch whatever its tables say.
+    pub(crate) fail_open: bool,
 }
 
 impl Bridge {
@@ -139,6 +149,10 @@ impl Bridge {
             ports: BTreeMap::new(),
             fdb: Mutex::new(Fdb::default()),
             forward_bpdu: false,
+            groups: BTreeMap::new(),
+            down_ports: BTreeSet::new(),
+            miss_to_controller: false,
+            fail_open: false,
         }
     }
 

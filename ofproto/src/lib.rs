@@ -9,10 +9,13 @@ pub mod fdb;
 pub mod fields;
 pub mod flow;
 pub mod flow_mod;
+pub mod group;
+pub mod ofp;
 pub mod ofproto;
 pub mod rule;
 pub mod syntax;
 pub mod trace;
+pub mod tunnel;
 pub mod xlate;
 
 pub use ofproto::{Ofproto, PortConfig};

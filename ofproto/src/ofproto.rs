@@ -28,6 +28,9 @@ use crate::flow_mod::{FlowMod, FlowModCommand, FlowStats};
 use crate::rule::{Rule, RuleStats};
 use crate::xlate::{Xlate, XlateDeps, XlateOut};
 
+#[path = "ofproto_of.rs"]
+mod openflow;
+
 /// A change to decision inputs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
@@ -48,6 +51,12 @@ pub enum Change {
     },
     /// Ports or bridges changed: every megaflow is stale.
     All,
+    /// Tunnel state (routes, neighbours, IP devices) changed: megaflows
+    /// whose decision read it are stale.
+    Tunnel,
+    /// Time to retry tunnel next hops whose MAC was unknown: megaflows
+    /// that dropped for that are stale.
+    TunnelRetry,
 }
 
 /// Changes since some version, as handed to a PMD thread.
@@ -129,6 +138,8 @@ pub enum FlowModError {
     BadGoto { table: u8, goto: u8 },
     #[error("the flow overlaps an existing flow of priority {0} (check_overlap)")]
     Overlap(u16),
+    #[error("group {0} does not exist")]
+    UnknownGroup(u32),
 }
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -147,6 +158,11 @@ pub enum OfprotoError {
     OdpPortInUse(u32),
     #[error("{bridge}: {error}")]
     FlowMod { bridge: String, error: FlowModError },
+    #[error("{bridge}: {error}")]
+    GroupMod {
+        bridge: String,
+        error: crate::group::GroupModError,
+    },
 }
 
 /// What a batch of flow-mods did.
@@ -157,6 +173,8 @@ pub struct FlowModOutcome {
     pub deleted: usize,
     /// The version after the change (the datapath is revalidated up to it).
     pub version: u64,
+    /// The rules deletes removed (for flow-removed messages).
+    pub removed: Vec<Arc<Rule>>,
 }
 
 /// A rule removed by a timeout or a delete (for flow-removed messages).
@@ -172,6 +190,8 @@ pub enum RemovedReason {
     IdleTimeout,
     HardTimeout,
     Delete,
+    /// The group it sent to was deleted.
+    GroupDelete,
 }
 
 #[derive(Default)]
@@ -215,6 +235,8 @@ pub struct Ofproto {
     hooks: RwLock<Option<Arc<dyn DatapathHooks>>>,
     packet_ins: Mutex<VecDeque<PacketIn>>,
     pub counters: OfprotoCounters,
+    /// Tunnel ports, routes, IP devices and the neighbour cache.
+    pub tunnels: crate::tunnel::Tunnels,
 }
 
 impl Default for Ofproto {
@@ -230,6 +252,7 @@ impl Default for Ofproto {
             hooks: RwLock::new(None),
             packet_ins: Mutex::new(VecDeque::new()),
             counters: OfprotoCounters::default(),
+            tunnels: crate::tunnel::Tunnels::default(),
         }
     }
 }
@@ -326,6 +349,7 @@ impl Ofproto {
             let id = st.bridge(name)?.id;
             st.bridges.remove(&id);
             st.odp_ports.retain(|_, (b, _)| *b != id);
+            self.tunnels.del_bridge(id);
             self.log_changes(vec![Change::All])
         };
         self.wait(v);
@@ -403,6 +427,7 @@ impl Ofproto {
                 }
             })?;
             let p = br.ports.remove(&ofport).expect("port just found");
+            self.tunnels.del_port(br.id, ofport);
             lock(&br.fdb).flush(Some(ofport));
             st.odp_ports.remove(&p.odp_port);
             (p, self.log_changes(vec![Change::All]))
@@ -467,7 +492,12 @@ impl Ofproto {
             let mut st = self.write();
             let br = st.bridge_mut(bridge)?;
             for fm in fms {
-                if let Err(e) = self.apply(br, fm, &mut changes, &mut out) {
+                let missing =
+                    openflow::missing_group(br, &fm.actions).map(FlowModError::UnknownGroup);
+                if let Err(e) = missing
+                    .map_or(Ok(()), Err)
+                    .and_then(|_| self.apply(br, fm, &mut changes, &mut out))
+                {
                     result = Err(OfprotoError::FlowMod {
                         bridge: bridge.to_string(),
                         error: e,
@@ -528,7 +558,8 @@ impl Ofproto {
             };
             if fm.command.is_strict() {
                 if let Some(r) = cls.find_exact(&fm.match_, fm.priority) {
-                    if cookie_ok(r) && r.outputs_to(fm.out_port) {
+                    if cookie_ok(r) && r.outputs_to(fm.out_port) && r.outputs_to_group(fm.out_group)
+                    {
                         out.push(r.clone());
                     }
                 }
@@ -539,6 +570,7 @@ impl Ofproto {
                             r.match_.is_subset_of(&fm.match_)
                                 && cookie_ok(r)
                                 && r.outputs_to(fm.out_port)
+                                && r.outputs_to_group(fm.out_group)
                         })
                         .cloned(),
                 );
@@ -596,6 +628,7 @@ impl Ofproto {
                     br.tables[r.table_id as usize].remove(&r.match_, r.priority);
                     changes.push(Change::RuleRemoved { rule_id: r.id });
                     out.deleted += 1;
+                    out.removed.push(r);
                 }
                 return Ok(());
             }
@@ -752,7 +785,9 @@ impl Ofproto {
     ) -> Result<XlateOut, OfprotoError> {
         let st = self.read();
         let br = st.bridge(bridge)?;
-        Ok(Xlate::new(self, br, key, ofport, true).run(0))
+        Ok(Xlate::new(self, br, key, ofport, true)
+            .with_bridges(&st.bridges)
+            .run(0))
     }
 
     /// [`Ofproto::trace`] of an OpenFlow flow, whose pipeline registers and
@@ -763,7 +798,95 @@ impl Ofproto {
         let ofport = flow.in_port() as u16;
         Ok(Xlate::new(self, br, &flow.key_part(), ofport, true)
             .with_registers(flow)
+            .with_bridges(&st.bridges)
             .run(0))
+    }
+}
+
+impl Ofproto {
+    // ---- tunnels ----
+
+    /// Adds tunnel port `cfg.name` (`type=vxlan`, options `tnl`) to a
+    /// bridge. It has no datapath port of its own: `cfg.odp_port` only
+    /// names it; its packets arrive on the datapath tunnel port of its UDP
+    /// port, which `alloc` numbers when it is the first. Returns the
+    /// OpenFlow port and the datapath tunnel port.
+    pub fn add_tunnel_port(
+        &self,
+        bridge: &str,
+        cfg: PortConfig,
+        tnl: crate::tunnel::TunnelConfig,
+        split_horizon: Option<String>,
+        alloc: impl FnOnce() -> u32,
+    ) -> Result<(u16, u32), OfprotoError> {
+        let name = cfg.name.clone();
+        let ofport = self.add_port(bridge, cfg)?;
+        let id = self
+            .bridge_id(bridge)
+            .ok_or_else(|| OfprotoError::NoSuchBridge(bridge.into()))?;
+        let vport = self
+            .tunnels
+            .add_port(id, ofport, &name, tnl, split_horizon, alloc);
+        let v = self.log_changes(vec![Change::All]);
+        self.wait(v);
+        Ok((ofport, vport))
+    }
+
+    /// Logs a change of tunnel state (routes, devices, neighbours) if there
+    /// was one, and returns once the datapath no longer uses decisions made
+    /// from the old state.
+    pub fn tunnels_changed(&self) {
+        let all = self.tunnels.take_changed_devices();
+        if self.tunnels.take_changed() || all {
+            let c = if all { Change::All } else { Change::Tunnel };
+            let v = self.log_changes(vec![c]);
+            self.wait(v);
+        }
+    }
+
+    /// Makes the decisions that met an unknown next hop stale (they are
+    /// translated again, which asks for the neighbour again), if there were
+    /// any since the last call.
+    pub fn retry_tunnel_neighbours(&self) {
+        if self.tunnels.take_misses() {
+            self.log_changes(vec![Change::TunnelRetry]);
+        }
+    }
+
+    /// A decision for a decapsulated packet no tunnel port accepts: drop,
+    /// for every packet with the same tunnel metadata.
+    fn tunnel_drop(&self, key: &FlowKey, version: u64) -> Translation<XlateDeps> {
+        let _ = key;
+        let mut mask = FlowKey::ZERO;
+        crate::tunnel::receive_mask(&mut mask);
+        let mut deps = XlateDeps::default();
+        deps.tnl.used = true;
+        Translation {
+            actions: Vec::new(),
+            mask,
+            deps,
+            version,
+        }
+    }
+
+    /// Credits a megaflow's traffic to the tunnel ports it went through and
+    /// keeps its next hops' neighbour entries alive.
+    fn credit_tunnels(&self, t: &crate::tunnel::TnlDeps, delta: &FlowCounters) {
+        for (stats, sent) in &t.tx {
+            if *sent {
+                stats.tx_packets.fetch_add(delta.packets, Ordering::Relaxed);
+                stats.tx_bytes.fetch_add(delta.bytes, Ordering::Relaxed);
+            } else {
+                stats.tx_dropped.fetch_add(delta.packets, Ordering::Relaxed);
+            }
+        }
+        if let Some(stats) = &t.rx {
+            stats.rx_packets.fetch_add(delta.packets, Ordering::Relaxed);
+            stats.rx_bytes.fetch_add(delta.bytes, Ordering::Relaxed);
+        }
+        for (bridge, ip) in &t.neighs {
+            self.tunnels.neigh_touch(bridge, *ip);
+        }
     }
 }
 
@@ -872,23 +995,37 @@ impl Upcall for Ofproto {
         let st = self.read();
         let version = self.version.load(Ordering::Acquire);
         let odp = key.in_port();
-        let &(bridge, ofport) = st
-            .odp_ports
-            .get(&odp)
-            .ok_or(UpcallError::UnknownPort(odp))?;
+        // A decapsulated packet arrives on a datapath tunnel port, shared
+        // by the tunnel ports its metadata chooses between.
+        let (bridge, ofport, tnl_rx) = match st.odp_ports.get(&odp) {
+            Some(&(b, p)) => (b, p, None),
+            None if self.tunnels.is_vport(odp) => match self.tunnels.receive(key) {
+                Some(r) => (r.bridge, r.ofport, Some(r.stats)),
+                None => return Ok(self.tunnel_drop(key, version)),
+            },
+            None => return Err(UpcallError::UnknownPort(odp)),
+        };
         let br = st
             .bridges
             .get(&bridge)
             .ok_or(UpcallError::UnknownPort(odp))?;
         self.counters.translations.fetch_add(1, Ordering::Relaxed);
-        let out = Xlate::new(self, br, key, ofport, false).run(0);
+        let mut out = Xlate::new(self, br, key, ofport, false)
+            .with_bridges(&st.bridges)
+            .run(0);
         if let Some(e) = out.error {
             self.counters.xlate_errors.fetch_add(1, Ordering::Relaxed);
             return Err(UpcallError::Other(e.to_string()));
         }
+        let mut mask = out.wc.key_part();
+        if tnl_rx.is_some() {
+            crate::tunnel::receive_mask(&mut mask);
+            out.deps.tnl.used = true;
+            out.deps.tnl.rx = tnl_rx;
+        }
         Ok(Translation {
             actions: out.actions,
-            mask: out.wc.key_part(),
+            mask,
             deps: out.deps,
             version,
         })
@@ -941,6 +1078,13 @@ impl Upcall for Ofproto {
             .filter(|(v, _)| *v > flow_version)
             .any(|(_, c)| match c {
                 Change::All => true,
+                Change::Tunnel => deps.tnl.used,
+                Change::TunnelRetry => deps.tnl.neigh_miss,
+                Change::RuleAdded { bridge, .. } | Change::Fdb { bridge, .. }
+                    if deps.tnl.bridges.contains(bridge) =>
+                {
+                    true
+                }
                 Change::RuleRemoved { rule_id } => deps.rules.iter().any(|(id, _)| id == rule_id),
                 Change::Fdb { bridge, vlan, mac } => {
                     *bridge == deps.bridge && deps.macs.iter().any(|(v, m)| v == vlan && m == mac)
@@ -965,6 +1109,7 @@ impl Upcall for Ofproto {
         if delta.packets == 0 {
             return;
         }
+        self.credit_tunnels(&deps.tnl, delta);
         for (_, stats) in &deps.rules {
             stats.credit(delta.packets, delta.bytes, delta.used_ms);
         }

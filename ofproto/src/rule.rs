@@ -62,4 +62,9 @@ impl Rule {
     pub fn outputs_to(&self, port: u16) -> bool {
         port == crate::actions::port::NONE || self.actions.iter().any(|a| a.outputs_to(port))
     }
+
+    /// Whether the rule can send packets to group `group` (`u32::MAX`: any rule).
+    pub fn outputs_to_group(&self, group: u32) -> bool {
+        group == u32::MAX || self.actions.iter().any(|a| a.outputs_to_group(group))
+    }
 }

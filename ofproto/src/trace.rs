@@ -454,13 +454,17 @@ impl Tree {
         // A lookup right after `goto_table` continues the same pipeline:
         // OVS nests it under the table that went to it.
         let mut after_goto: Option<usize> = None;
+        // A lookup in another bridge (a tunnel's underlay) nests under
+        // that bridge's node: (its depth, the node).
+        let mut in_bridge: Option<(usize, usize)> = None;
         for ev in events {
             let goto = after_goto.take();
             match ev {
                 TraceEvent::Lookup { depth, table, rule } => {
                     let depth = *depth as usize;
-                    let parent = match goto {
-                        Some(d) if d == depth => self.table_at(depth),
+                    let parent = match (goto, in_bridge.take()) {
+                        (_, Some((d, node))) if d == depth => node,
+                        (Some(d), _) if d == depth => self.table_at(depth),
                         _ if depth == 0 && self.tables.is_empty() => BRIDGE,
                         _ => self.table_at(depth.saturating_sub(1)),
                     };
@@ -498,6 +502,11 @@ impl Tree {
                 TraceEvent::Note { depth, kind, text } => {
                     let parent = self.table_at(*depth as usize);
                     self.add(parent, NodeKind::Note(*kind), text.clone());
+                }
+                TraceEvent::Bridge { depth, name } => {
+                    let parent = self.table_at(*depth as usize);
+                    let id = self.add(parent, NodeKind::Bridge, format!("bridge(\"{name}\")"));
+                    in_bridge = Some((*depth as usize + 1, id));
                 }
             }
         }

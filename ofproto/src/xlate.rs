@@ -23,6 +23,13 @@ use crate::ofproto::{Change, Ofproto};
 use crate::rule::{Rule, RuleStats};
 use crate::syntax;
 
+#[path = "xlate_tunnel.rs"]
+mod tunnel;
+
+#[path = "xlate_group.rs"]
+mod group;
+pub use group::EXPLICIT_MISS;
+
 /// Nested resubmits to the same or an earlier table allowed (OVS's `MAX_DEPTH`).
 pub const MAX_DEPTH: u32 = 64;
 /// Resubmits allowed in one translation (OVS's `MAX_RESUBMITS`).
@@ -54,6 +61,8 @@ pub struct XlateDeps {
     pub macs: Vec<(u16, [u8; 6])>,
     /// (VLAN, MAC, port) learned: refreshed while traffic flows.
     pub learned: Option<(u16, [u8; 6], u16)>,
+    /// What it took from the tunnel state.
+    pub tnl: crate::tunnel::TnlDeps,
 }
 
 /// One step of an `ofproto/trace`.
@@ -73,6 +82,9 @@ pub enum TraceEvent {
     },
     /// The rule found by the last lookup at `depth` executes `action`.
     Action { depth: u32, action: OfAction },
+    /// Translation goes on in bridge `name` (the underlay of a tunnel):
+    /// the next lookup, at `depth + 1`, is its first.
+    Bridge { depth: u32, name: String },
 }
 
 /// How much a trace note matters (OVS's `OFT_DETAIL`, `OFT_WARN`, `OFT_ERROR`).
@@ -144,6 +156,17 @@ pub(crate) struct Xlate<'a> {
     stop_list: bool,
     error: Option<XlateError>,
     trace: Option<Vec<TraceEvent>>,
+    /// Every bridge, for translation that crosses into another (tunnels).
+    bridges: Option<&'a std::collections::BTreeMap<u32, Bridge>>,
+    /// Whether translation may change state (learn MACs and neighbours,
+    /// send neighbour requests): not for traces and underlay bridges.
+    side_effects: bool,
+    /// The action set `write_actions` builds (executed when the pipeline ends).
+    action_set: Vec<OfAction>,
+    /// Translating a packet-out's actions (`output:TABLE` runs the pipeline).
+    packet_out: bool,
+    /// The rule executing is a table-miss rule (priority 0, matches all).
+    rule_is_miss: bool,
 }
 
 fn field_bits(field: FieldId, mask: u128) -> OfFlow {
@@ -194,6 +217,11 @@ impl<'a> Xlate<'a> {
             stop_list: false,
             error: None,
             trace: trace.then(Vec::new),
+            bridges: None,
+            side_effects: !trace,
+            action_set: Vec::new(),
+            packet_out: false,
+            rule_is_miss: false,
         }
     }
 
@@ -208,7 +236,12 @@ impl<'a> Xlate<'a> {
 
     /// Runs the pipeline from `table`.
     pub(crate) fn run(mut self, table: u8) -> XlateOut {
+        if self.br.fail_open && table == 0 && self.trace.is_none() {
+            // Fail-open: the learning switch decides, whatever the tables say.
+            return self.run_normal();
+        }
         self.pipeline(table);
+        self.run_action_set();
         XlateOut {
             actions: self.actions,
             wc: self.wc,
@@ -311,8 +344,10 @@ impl<'a> Xlate<'a> {
         loop {
             self.table_id = table;
             let Some(rule) = self.lookup(table) else {
+                self.table_miss();
                 return;
             };
+            self.rule_is_miss = rule.priority == 0 && rule.match_.is_catchall();
             let saved_cookie = std::mem::replace(&mut self.cookie, rule.cookie);
             let next = self.do_actions(&rule.actions);
             self.cookie = saved_cookie;
@@ -374,6 +409,9 @@ impl<'a> Xlate<'a> {
                 OfAction::Resubmit { port, table } => self.resubmit(*port, *table),
                 OfAction::Note(_) => {}
                 OfAction::GotoTable(t) => return Some(*t),
+                OfAction::Group(g) => self.group(*g),
+                OfAction::ClearActions => self.action_set.clear(),
+                OfAction::WriteActions(list) => self.write_actions(list),
                 OfAction::WriteMetadata { value, mask } => {
                     self.write(FieldId::Metadata, *value as u128, *mask as u128)
                 }
@@ -575,6 +613,7 @@ impl<'a> Xlate<'a> {
             port::FLOOD => self.flood(false),
             port::ALL => self.flood(true),
             port::CONTROLLER => self.controller(max_len, PacketInReason::Action, 0),
+            port::TABLE if self.packet_out && self.depth == 0 => self.resubmit(None, Some(0)),
             port::TABLE | port::NONE => {}
             p => self.output_to(p, false),
         }
@@ -589,6 +628,9 @@ impl<'a> Xlate<'a> {
             self.note(NoteKind::Warn, || "Nonexistent output port".into());
             return;
         };
+        if self.tunnel_hook(ofport) {
+            return;
+        }
         self.commit();
         self.actions.push(DpAction::Output(odp));
     }
@@ -599,7 +641,8 @@ impl<'a> Xlate<'a> {
             self.br
                 .ports
                 .values()
-                .filter(|p| p.ofport != in_port && (all || !p.no_flood)),
+                .filter(|p| p.ofport != in_port && (all || !p.no_flood))
+                .filter(|p| !self.split_horizon(in_port, p.ofport)),
         );
         for p in ports {
             self.output_to(p, false);
@@ -610,6 +653,8 @@ impl<'a> Xlate<'a> {
         self.commit();
         let reason = match reason {
             PacketInReason::NoMatch => 0,
+            // From a table-miss rule: OpenFlow 1.3 calls it "no match".
+            PacketInReason::Action if self.rule_is_miss => group::EXPLICIT_MISS,
             PacketInReason::Action => 1,
             PacketInReason::InvalidTtl => 2,
         };
@@ -680,7 +725,7 @@ impl<'a> Xlate<'a> {
         };
         let src = mac_bytes(self.read(FieldId::EthSrc, u128::MAX));
         // A trace only looks (as OVS's, which learns only from real packets).
-        if !is_multicast(&src) && self.trace.is_none() && !sourced {
+        if !is_multicast(&src) && self.side_effects && !sourced {
             self.learn(vlan, src, in_port);
         }
         if is_multicast(&dst) {
@@ -701,6 +746,9 @@ impl<'a> Xlate<'a> {
         match out {
             Some(p) if p == in_port => self.note(NoteKind::Detail, || {
                 "learned port is input port, dropping".into()
+            }),
+            Some(p) if self.split_horizon(in_port, p) => self.note(NoteKind::Detail, || {
+                "learned port is a tunnel of the input port's split-horizon group, dropping".into()
             }),
             Some(p) => {
                 self.note(NoteKind::Detail, || "forwarding to learned port".into());
@@ -726,7 +774,8 @@ impl<'a> Xlate<'a> {
             self.br
                 .ports
                 .values()
-                .filter(|p| p.ofport != in_port && !p.no_flood && p.vlan.output(vlan).is_some()),
+                .filter(|p| p.ofport != in_port && !p.no_flood && p.vlan.output(vlan).is_some())
+                .filter(|p| !self.split_horizon(in_port, p.ofport)),
         );
         for p in ports {
             self.output_vlan(p, vlan);

@@ -27,7 +27,6 @@ const UNSUPPORTED: &[&str] = &[
     "set_vlan_vid",
     "set_vlan_pcp",
     "mod_dl_vlan",
-    "group",
     "bundle",
     "bundle_load",
     "learn",
@@ -42,8 +41,6 @@ const UNSUPPORTED: &[&str] = &[
     "nat",
     "sample",
     "meter",
-    "clear_actions",
-    "write_actions",
     "push_mpls",
     "pop_mpls",
     "set_mpls_label",
@@ -201,6 +198,19 @@ fn parse_one(
         "resubmit" => parse_resubmit(arg, ports)?,
         "note" => {
             OfAction::Note(parse_note(arg).ok_or_else(|| bad("bad hex digit in `note' argument"))?)
+        }
+        "group" => OfAction::Group(
+            parse_uint(arg, u64::from(u32::MAX)).ok_or_else(|| bad("invalid group id"))? as u32,
+        ),
+        "clear_actions" => OfAction::ClearActions,
+        "write_actions" => {
+            let inner = parse_actions(arg, ports)?;
+            if inner.iter().any(|a| instruction(a).0 != 1) {
+                return Err(ParseError::InvalidActions(
+                    "write_actions takes only actions, not instructions".into(),
+                ));
+            }
+            OfAction::WriteActions(inner)
         }
         "goto_table" => OfAction::GotoTable(parse_table(arg).ok_or_else(|| bad("unknown table"))?),
         "write_metadata" => {
@@ -457,6 +467,8 @@ fn parse_move(arg: &str) -> Result<OfAction, ParseError> {
 /// OVS's instruction classes, in the order OpenFlow 1.1+ requires.
 fn instruction(a: &OfAction) -> (u8, &'static str) {
     match a {
+        OfAction::ClearActions => (2, "clear_actions"),
+        OfAction::WriteActions(_) => (3, "write_actions"),
         OfAction::WriteMetadata { .. } => (4, "write_metadata"),
         OfAction::GotoTable(_) => (5, "goto_table"),
         _ => (1, "apply_actions"),
@@ -707,6 +719,11 @@ fn format_action(a: &OfAction, ports: Option<&dyn PortNames>) -> String {
             )
         }
         OfAction::GotoTable(t) => format!("goto_table:{t}"),
+        OfAction::Group(g) => format!("group:{g}"),
+        OfAction::ClearActions => "clear_actions".to_string(),
+        OfAction::WriteActions(list) => {
+            format!("write_actions({})", format_actions_with(list, ports))
+        }
         OfAction::WriteMetadata { value, mask } => {
             let mut s = format!("write_metadata:{}", hex(u128::from(*value)));
             if *mask != u64::MAX {

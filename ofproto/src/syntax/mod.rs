@@ -19,6 +19,7 @@ mod action;
 mod error;
 mod field;
 mod flow_mod;
+mod group;
 mod lex;
 mod matching;
 mod port;
@@ -32,6 +33,7 @@ pub use flow_mod::{
     format_flow_stats, format_flow_stats_with, parse_flow_filter, parse_flow_mod,
     parse_flow_mod_line, parse_flow_mods, parse_flow_stats, FlowFilter,
 };
+pub use group::{format_group, parse_group_mod};
 pub use matching::{format_match, format_match_with, parse_match};
 pub use port::{PortMap, PortNames};
 
