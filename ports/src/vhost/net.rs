@@ -1,0 +1,618 @@
+//! The data path of a vhost-user port: virtio-net frames in and out of the
+//! guest's split rings, polled by PMD threads.
+//!
+//! Receive (the guest's transmit queue, virtqueue `2q + 1`): up to a batch of
+//! available chains are copied, minus their virtio-net header, into pool
+//! buffers; each chain goes back to the used ring with length 0; the used
+//! index is published once per burst.
+//!
+//! Transmit (the guest's receive queue, virtqueue `2q`): each frame gets a
+//! virtio-net header (`num_buffers` counts the buffers it spans with
+//! MRG_RXBUF) and is copied into the guest's buffers; the used index is
+//! published once per burst, plus before every retry when the ring is full.
+//!
+//! Both directions then write the call eventfd if, and only if, the driver
+//! asked for an interrupt (EVENT_IDX `used_event`, or the available ring's
+//! NO_INTERRUPT flag clear): at most one system call per burst, none with a
+//! polling driver. Nothing allocates; the only lock is the ring's, once per
+//! burst.
+//!
+//! A chain that breaks the rules (addresses outside the memory table,
+//! loops, bad indirect tables, wrong direction) costs that frame: the chain
+//! is returned unused, the queue's error counter moves and the port reports
+//! the fault. An available index more than a ring ahead, or a head outside
+//! the ring, means the ring itself is corrupt: the ring stops until the
+//! frontend sets it up again.
+
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::Arc;
+
+use fvs_datapath::netdev::{RxQueue, TxQueue};
+use fvs_datapath::packet::{Batch, Packet, PacketPool, BATCH_SIZE, DATA_ROOM};
+
+use super::device::{QueueStats, Shared, VringCell, VringState, NO_PAIR};
+use super::vring::{
+    need_event, walk_chain, Ring, RingError, Seg, AVAIL_F_NO_INTERRUPT, DESC_F_WRITE,
+};
+use super::MAX_QUEUE_PAIRS;
+
+/// Segments one transmitted frame may be spread over.
+const MAX_SEGS: usize = 64;
+/// How long a transmitting PMD spins for a ring another thread holds.
+const TX_LOCK_SPINS: u32 = 64;
+
+/// Receive queue `q`: polls the guest's transmit ring.
+pub struct VhostRxq {
+    pub(super) shared: Arc<Shared>,
+    pub(super) vring: usize,
+    pub(super) taken: Arc<[AtomicBool; MAX_QUEUE_PAIRS]>,
+    pub(super) hint: usize,
+    pub(super) pool: Arc<PacketPool>,
+}
+
+impl RxQueue for VhostRxq {
+    #[inline]
+    fn recv(&mut self, batch: &mut Batch) -> usize {
+        let cell = &self.shared.vrings[self.vring];
+        if !cell.ready_hint.load(Ordering::Relaxed) {
+            return 0;
+        }
+        let Some(mut g) = cell.try_lock() else {
+            return 0;
+        };
+        if !g.ready {
+            return 0;
+        }
+        dequeue(&mut g, cell, &self.pool, batch, &mut self.hint)
+    }
+}
+
+impl Drop for VhostRxq {
+    fn drop(&mut self) {
+        self.taken[self.vring / 2].store(false, Ordering::Release);
+    }
+}
+
+/// Writes the call eventfd if the driver wants to hear about used entries
+/// up to `st.last_used` (at most once per burst).
+#[inline]
+fn notify(st: &mut VringState) {
+    let (Some(call), Some(ring)) = (st.call.as_ref(), st.ring.as_ref()) else {
+        return;
+    };
+    // Our used index store must be visible before we read the driver's
+    // wish, or an interrupt it asked for in between could be missed.
+    fence(Ordering::SeqCst);
+    let new = st.last_used;
+    let want = if st.event_idx {
+        let (old, valid) = (st.signalled_used, st.signalled_valid);
+        st.signalled_used = new;
+        st.signalled_valid = true;
+        !valid || need_event(ring.used_event(), new, old)
+    } else {
+        ring.avail_flags() & AVAIL_F_NO_INTERRUPT == 0
+    };
+    if want {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live buffer to the eventfd we own;
+        // a full counter (EAGAIN) only means an interrupt is pending anyway.
+        unsafe {
+            libc::write(call.as_raw_fd(), one.as_ptr().cast(), 8);
+        }
+    }
+}
+
+/// Stops a corrupt ring (until the frontend sets it up again).
+#[cold]
+fn break_ring(st: &mut VringState, cell: &VringCell, e: RingError) {
+    st.broken = true;
+    st.refresh();
+    cell.ready_hint.store(false, Ordering::Relaxed);
+    cell.set_fault(e);
+}
+
+/// Entries the driver made available beyond ours, or the corruption.
+#[inline(always)]
+fn pending(ring: &Ring, last_avail: u16) -> Result<u16, RingError> {
+    let avail = ring.avail_idx();
+    let n = avail.wrapping_sub(last_avail);
+    if n as u32 > ring.size() {
+        return Err(RingError::AvailAhead {
+            avail,
+            last: last_avail,
+            ahead: n,
+            size: ring.size() as u16,
+        });
+    }
+    Ok(n)
+}
+
+fn dequeue(
+    st: &mut VringState,
+    cell: &VringCell,
+    pool: &PacketPool,
+    batch: &mut Batch,
+    hint: &mut usize,
+) -> usize {
+    let Some(ring) = st.ring.as_ref() else {
+        return 0;
+    };
+    let n = match pending(ring, st.last_avail) {
+        Ok(0) => return 0,
+        Ok(n) => (n as usize).min(BATCH_SIZE.saturating_sub(batch.len())),
+        Err(e) => {
+            break_ring(st, cell, e);
+            return 0;
+        }
+    };
+    let (hdr, indirect) = (st.hdr_len, st.indirect);
+    let (mut last_avail, mut last_used) = (st.last_avail, st.last_used);
+    let (mut got, mut bytes, mut dropped, mut errors) = (0u64, 0u64, 0u64, 0u64);
+    let mut fatal = None;
+    for _ in 0..n {
+        let head = ring.avail_entry(last_avail);
+        if head as u32 >= ring.size() {
+            fatal = Some(RingError::HeadOutOfRange {
+                head,
+                size: ring.size() as u16,
+            });
+            break;
+        }
+        // An empty pool leaves the rest in the ring for the next poll.
+        let Some(mut pkt) = pool.alloc() else {
+            break;
+        };
+        match copy_from_chain(ring, head, indirect, hdr, &mut pkt, hint) {
+            Ok(len) => {
+                got += 1;
+                bytes += len as u64;
+                let _ = batch.push(pkt);
+            }
+            Err(RingError::TooLong(_)) => dropped += 1,
+            Err(e) => {
+                errors += 1;
+                cell.set_fault(e);
+            }
+        }
+        ring.put_used(last_used, head, 0);
+        last_avail = last_avail.wrapping_add(1);
+        last_used = last_used.wrapping_add(1);
+    }
+    if last_used != st.last_used {
+        ring.set_used_idx(last_used);
+        st.last_avail = last_avail;
+        st.last_used = last_used;
+        notify(st);
+    }
+    if let Some(e) = fatal {
+        break_ring(st, cell, e);
+    }
+    let s = &cell.stats;
+    QueueStats::add(&s.packets, got);
+    QueueStats::add(&s.bytes, bytes);
+    QueueStats::add(&s.dropped, dropped);
+    QueueStats::add(&s.errors, errors);
+    got as usize
+}
+
+/// Copies the frame of chain `head` (after its `hdr`-byte virtio-net
+/// header) into `pkt`; returns the frame's length.
+#[inline(always)]
+fn copy_from_chain(
+    ring: &Ring,
+    head: u16,
+    indirect: bool,
+    hdr: usize,
+    pkt: &mut Packet,
+    hint: &mut usize,
+) -> Result<usize, RingError> {
+    let d = ring.desc(head);
+    if d.flags == 0 {
+        // One readable buffer: the common case.
+        let len = d.len as usize;
+        if len < hdr {
+            return Err(RingError::TooShort(len));
+        }
+        if len - hdr > DATA_ROOM {
+            return Err(RingError::TooLong(len - hdr));
+        }
+        let src = ring
+            .mem()
+            .gpa(d.addr, len as u64, hint)
+            .ok_or(RingError::BadAddress {
+                addr: d.addr,
+                len: d.len,
+            })?;
+        let dst = pkt
+            .extend(len - hdr)
+            .map_err(|_| RingError::TooLong(len - hdr))?;
+        // SAFETY: src..src+len was checked to lie in mapped guest memory
+        // (the guest may change the bytes meanwhile: they are only copied);
+        // dst is our packet's buffer of len - hdr bytes; they cannot overlap.
+        unsafe { std::ptr::copy_nonoverlapping(src.add(hdr), dst.as_mut_ptr(), len - hdr) };
+        return Ok(len - hdr);
+    }
+    copy_from_chain_slow(ring, head, indirect, hdr, pkt, hint)
+}
+
+#[inline(never)]
+fn copy_from_chain_slow(
+    ring: &Ring,
+    head: u16,
+    indirect: bool,
+    hdr: usize,
+    pkt: &mut Packet,
+    hint: &mut usize,
+) -> Result<usize, RingError> {
+    let mut skip = hdr;
+    let mut total = 0usize;
+    let mut seen = 0usize;
+    walk_chain(ring, head, indirect, hint, |s: Seg| {
+        if s.write {
+            return Err(RingError::WriteInTx);
+        }
+        let len = s.len as usize;
+        seen += len;
+        let off = skip.min(len);
+        skip -= off;
+        let rest = len - off;
+        if rest == 0 {
+            return Ok(true);
+        }
+        if total + rest > DATA_ROOM {
+            return Err(RingError::TooLong(total + rest));
+        }
+        let dst = pkt
+            .extend(rest)
+            .map_err(|_| RingError::TooLong(total + rest))?;
+        // SAFETY: the segment (s.ptr, s.len) was bounds-checked against the
+        // memory table by walk_chain; dst is `rest` bytes of our buffer.
+        unsafe { std::ptr::copy_nonoverlapping(s.ptr.add(off), dst.as_mut_ptr(), rest) };
+        total += rest;
+        Ok(true)
+    })?;
+    if skip > 0 {
+        return Err(RingError::TooShort(seen));
+    }
+    Ok(total)
+}
+
+/// Transmit queue handle `id` (one per PMD thread): sends on the queue pair
+/// the control thread mapped it to.
+pub struct VhostTxq {
+    pub(super) shared: Arc<Shared>,
+    pub(super) id: usize,
+    pub(super) hint: usize,
+}
+
+impl TxQueue for VhostTxq {
+    #[inline]
+    fn send(&mut self, batch: &mut Batch) {
+        let n = batch.len();
+        if n == 0 {
+            return;
+        }
+        let pair = self.shared.tx_map[self.id % MAX_QUEUE_PAIRS].load(Ordering::Relaxed);
+        let cell = (pair != NO_PAIR).then(|| &self.shared.vrings[2 * pair as usize]);
+        let guard = cell.and_then(|c| c.lock_spin(TX_LOCK_SPINS));
+        match (cell, guard) {
+            (Some(cell), Some(mut g)) if g.ready => {
+                let retries = self.shared.tx_retries_max.load(Ordering::Relaxed);
+                let mtu = self.shared.mtu.load(Ordering::Relaxed) as usize;
+                let mtu_drops = enqueue(
+                    &mut g,
+                    cell,
+                    batch.packets(),
+                    retries,
+                    mtu + 18,
+                    &mut self.hint,
+                );
+                drop(g);
+                if mtu_drops > 0 {
+                    self.shared
+                        .tx_mtu_drops
+                        .fetch_add(mtu_drops, Ordering::Relaxed);
+                }
+            }
+            _ => {
+                self.shared
+                    .tx_down_drops
+                    .fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// What became of one frame offered to the ring.
+enum Put {
+    Sent,
+    /// Not enough buffers available now.
+    NoRoom,
+    /// Dropped (does not fit a buffer without MRG_RXBUF); nothing consumed.
+    Dropped,
+    /// The chains it took were bad: returned unused, frame dropped.
+    Bad(RingError),
+}
+
+/// Copies `pkts` into the guest's receive ring; returns the frames dropped
+/// for exceeding `max_len`.
+fn enqueue(
+    st: &mut VringState,
+    cell: &VringCell,
+    pkts: &[Packet],
+    max_retries: u32,
+    max_len: usize,
+    hint: &mut usize,
+) -> u64 {
+    let Some(ring) = st.ring.as_ref() else {
+        return 0;
+    };
+    let (hdr, mrg, indirect) = (st.hdr_len, st.mrg_rxbuf, st.indirect);
+    let mut free = match pending(ring, st.last_avail) {
+        Ok(n) => n,
+        Err(e) => {
+            break_ring(st, cell, e);
+            return 0;
+        }
+    };
+    let (mut last_avail, mut last_used) = (st.last_avail, st.last_used);
+    let (mut sent, mut bytes, mut dropped, mut errors, mut retries) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut mtu_drops = 0u64;
+    let mut fatal = None;
+    let mut i = 0;
+    while i < pkts.len() {
+        let p = &pkts[i];
+        let len = p.len();
+        if len > max_len {
+            mtu_drops += 1;
+            i += 1;
+            continue;
+        }
+        let put = if free == 0 {
+            Put::NoRoom
+        } else {
+            let head = ring.avail_entry(last_avail);
+            if head as u32 >= ring.size() {
+                fatal = Some(RingError::HeadOutOfRange {
+                    head,
+                    size: ring.size() as u16,
+                });
+                break;
+            }
+            let d = ring.desc(head);
+            let need = hdr + len;
+            if d.flags == DESC_F_WRITE && d.len as usize >= need {
+                // One writable buffer that holds it all: the common case.
+                match ring.mem().gpa(d.addr, need as u64, hint) {
+                    Some(dst) => {
+                        // SAFETY: dst..dst+need lies in mapped guest memory
+                        // (checked above) that the driver handed to us for
+                        // writing; the source is our packet's data.
+                        unsafe {
+                            write_hdr(dst, hdr, 1);
+                            std::ptr::copy_nonoverlapping(p.data().as_ptr(), dst.add(hdr), len);
+                        }
+                        ring.put_used(last_used, head, need as u32);
+                        last_avail = last_avail.wrapping_add(1);
+                        last_used = last_used.wrapping_add(1);
+                        free -= 1;
+                        Put::Sent
+                    }
+                    None => {
+                        ring.put_used(last_used, head, 0);
+                        last_avail = last_avail.wrapping_add(1);
+                        last_used = last_used.wrapping_add(1);
+                        free -= 1;
+                        Put::Bad(RingError::BadAddress {
+                            addr: d.addr,
+                            len: d.len,
+                        })
+                    }
+                }
+            } else {
+                put_slow(
+                    ring,
+                    p.data(),
+                    hdr,
+                    mrg,
+                    indirect,
+                    &mut last_avail,
+                    &mut last_used,
+                    &mut free,
+                    hint,
+                )
+            }
+        };
+        match put {
+            Put::Sent => {
+                sent += 1;
+                bytes += len as u64;
+                i += 1;
+            }
+            Put::Dropped => {
+                dropped += 1;
+                i += 1;
+            }
+            Put::Bad(e) => {
+                errors += 1;
+                cell.set_fault(e);
+                i += 1;
+            }
+            Put::NoRoom => {
+                // Ring full: let the driver see what we used, look again.
+                if retries >= max_retries as u64 {
+                    dropped += (pkts.len() - i) as u64;
+                    break;
+                }
+                retries += 1;
+                if last_used != st.last_used {
+                    ring.set_used_idx(last_used);
+                }
+                match pending(ring, last_avail) {
+                    Ok(n) => free = n,
+                    Err(e) => {
+                        fatal = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    if last_used != st.last_used {
+        ring.set_used_idx(last_used);
+        st.last_avail = last_avail;
+        st.last_used = last_used;
+        notify(st);
+    }
+    if let Some(e) = fatal {
+        dropped += (pkts.len() - i) as u64;
+        break_ring(st, cell, e);
+    }
+    let s = &cell.stats;
+    QueueStats::add(&s.packets, sent);
+    QueueStats::add(&s.bytes, bytes);
+    QueueStats::add(&s.dropped, dropped + mtu_drops);
+    QueueStats::add(&s.errors, errors);
+    QueueStats::add(&s.retries, retries);
+    mtu_drops
+}
+
+/// Writes a virtio-net header with no offloads at `dst`: 12 bytes with
+/// `num_buffers`, or the 10-byte legacy one.
+///
+/// # Safety
+/// `dst` must be valid for `hdr` bytes of writes.
+#[inline(always)]
+unsafe fn write_hdr(dst: *mut u8, hdr: usize, num_buffers: u16) {
+    // SAFETY: the caller guarantees hdr (10 or 12) writable bytes at dst.
+    unsafe {
+        dst.cast::<u64>().write_unaligned(0);
+        if hdr >= 12 {
+            dst.add(8)
+                .cast::<u32>()
+                .write_unaligned(u32::from(num_buffers) << 16);
+        } else {
+            dst.add(8).cast::<u16>().write_unaligned(0);
+        }
+    }
+}
+
+/// The general case: chains of several descriptors, indirect tables, a
+/// frame spread over several buffers (MRG_RXBUF).
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn put_slow(
+    ring: &Ring,
+    data: &[u8],
+    hdr: usize,
+    mrg: bool,
+    indirect: bool,
+    last_avail: &mut u16,
+    last_used: &mut u16,
+    free: &mut u16,
+    hint: &mut usize,
+) -> Put {
+    let need = hdr + data.len();
+    let mut segs = [Seg {
+        ptr: std::ptr::null_mut(),
+        len: 0,
+        write: true,
+    }; MAX_SEGS];
+    let mut nsegs = 0usize;
+    // (head, first segment, capacity) of each buffer taken.
+    let mut bufs = [(0u16, 0usize, 0usize); MAX_SEGS];
+    let mut nbufs = 0usize;
+    let mut cap = 0usize;
+    let mut avail = *last_avail;
+    let mut bad = None;
+    while cap < need {
+        if nbufs == usize::from(*free) || nbufs == MAX_SEGS {
+            break;
+        }
+        let head = ring.avail_entry(avail);
+        avail = avail.wrapping_add(1);
+        let first = nsegs;
+        let mut this = 0usize;
+        let r = walk_chain(ring, head, indirect, hint, |s: Seg| {
+            if !s.write {
+                return Err(RingError::ReadInRx);
+            }
+            if nsegs == MAX_SEGS {
+                return Err(RingError::TooFragmented(nsegs + 1));
+            }
+            segs[nsegs] = s;
+            nsegs += 1;
+            this += s.len as usize;
+            Ok(true)
+        });
+        bufs[nbufs] = (head, first, this);
+        nbufs += 1;
+        if let Err(e) = r {
+            bad = Some(e);
+            break;
+        }
+        cap += this;
+        if !mrg {
+            break;
+        }
+    }
+    let take = |n: usize, last_avail: &mut u16, last_used: &mut u16, free: &mut u16| {
+        *last_avail = last_avail.wrapping_add(n as u16);
+        *last_used = last_used.wrapping_add(n as u16);
+        *free -= n as u16;
+    };
+    if let Some(e) = bad {
+        // Every buffer taken for this frame goes back unused.
+        for (k, b) in bufs[..nbufs].iter().enumerate() {
+            ring.put_used(last_used.wrapping_add(k as u16), b.0, 0);
+        }
+        take(nbufs, last_avail, last_used, free);
+        return Put::Bad(e);
+    }
+    if cap < need {
+        if !mrg && nbufs == 1 {
+            // The buffer is too small for this frame; leave it for another.
+            return Put::Dropped;
+        }
+        return Put::NoRoom;
+    }
+    // Write the header, then the frame, across the segments in order.
+    let mut hbuf = [0u8; 12];
+    if hdr >= 12 {
+        hbuf[10..12].copy_from_slice(&(nbufs as u16).to_le_bytes());
+    }
+    let mut src: [&[u8]; 2] = [&hbuf[..hdr], data];
+    let mut part = 0;
+    for (k, b) in bufs[..nbufs].iter().enumerate() {
+        let end = bufs
+            .get(k + 1)
+            .filter(|_| k + 1 < nbufs)
+            .map_or(nsegs, |n| n.1);
+        let mut written = 0usize;
+        for s in &segs[b.1..end] {
+            let mut room = s.len as usize;
+            let mut at = 0usize;
+            while room > 0 && part < 2 {
+                let chunk = src[part].len().min(room);
+                // SAFETY: the segment (s.ptr, s.len) was bounds-checked by
+                // walk_chain and is device-writable; at + chunk <= s.len.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(src[part].as_ptr(), s.ptr.add(at), chunk);
+                }
+                src[part] = &src[part][chunk..];
+                if src[part].is_empty() {
+                    part += 1;
+                }
+                at += chunk;
+                room -= chunk;
+                written += chunk;
+            }
+        }
+        ring.put_used(last_used.wrapping_add(k as u16), b.0, written as u32);
+    }
+    take(nbufs, last_avail, last_used, free);
+    Put::Sent
+}
