@@ -1,12 +1,13 @@
 //! fvs-ofctl: OpenFlow table management with ovs-ofctl's commands and
-//! output. Commands go to fvs-vswitchd over its control socket.
+//! output. It speaks OpenFlow to the bridge's management socket
+//! (`$FVS_RUNDIR/BRIDGE.mgmt`), or to `unix:PATH` / `tcp:HOST:PORT`.
 
 use std::io::Read;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use fvs_cli::unixctl::{self, UnixctlError};
-use serde_json::{json, Value};
+use fvs_cli::daemon::ofctl::{self, Client, DiffSource, OfctlOptions, SocketTransport};
+use fvs_ofproto::ofp;
 
 const USAGE: &str = "\
 fvs-ofctl: OpenFlow switch management utility (Ferrous vSwitch)
@@ -22,11 +23,18 @@ usage: fvs-ofctl [OPTIONS] COMMAND [ARG...]
   del-flows SWITCH [FLOW]     delete matching FLOWs
   replace-flows SWITCH FILE   replace flows with those in FILE
   diff-flows SOURCE1 SOURCE2  compare flows from two sources
+  add-group SWITCH GROUP      add group described by GROUP
+  add-groups SWITCH FILE      add groups from FILE
+  mod-group SWITCH GROUP      modify specific group
+  del-groups SWITCH [GROUP]   delete matching GROUPs
+  dump-groups SWITCH [GROUP]  print group descriptions
+  dump-group-stats SWITCH [GROUP]  print group statistics
+SWITCH is a bridge name (its management socket), unix:PATH or tcp:HOST:PORT.
 Options:
   --strict                    use strict match for flow commands
   --no-stats                  omit statistics in dump-flows output
   --names / --no-names        show port names / numbers
-  -O, --protocols=VERSIONS    accepted for compatibility
+  -O, --protocols=VERSIONS    OpenFlow10 and/or OpenFlow13
   -t, --timeout=SECS          give up after SECS seconds
   -h, --help                  display this help message";
 
@@ -34,8 +42,10 @@ Options:
 fn arity(cmd: &str) -> Option<(usize, usize)> {
     Some(match cmd {
         "show" | "dump-tables" => (1, 1),
-        "dump-ports" | "dump-flows" | "dump-aggregate" | "del-flows" => (1, 2),
-        "add-flow" | "add-flows" | "mod-flows" | "replace-flows" | "diff-flows" => (2, 2),
+        "dump-ports" | "dump-flows" | "dump-aggregate" | "del-flows" | "del-groups"
+        | "dump-groups" | "dump-group-stats" => (1, 2),
+        "add-flow" | "add-flows" | "mod-flows" | "replace-flows" | "diff-flows" | "add-group"
+        | "add-groups" | "mod-group" => (2, 2),
         _ => return None,
     })
 }
@@ -78,19 +88,21 @@ fn run() -> Result<String, String> {
     let mut flags = Vec::new();
     let mut words = Vec::new();
     let mut timeout = None;
+    let mut versions = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "-h" | "--help" => return Ok(format!("{USAGE}\n")),
             "-V" | "--version" => {
                 return Ok(format!(
-                    "fvs-ofctl (Ferrous vSwitch) {}\n",
+                    "fvs-ofctl (Ferrous vSwitch) {}\nOpenFlow versions 0x1, 0x4\n",
                     env!("CARGO_PKG_VERSION")
                 ))
             }
             "--strict" | "--no-stats" | "--names" | "--no-names" | "--readd" => flags.push(a),
             "-O" | "--protocols" => {
-                args.next().ok_or("option '-O' requires an argument")?;
+                let v = args.next().ok_or("option '-O' requires an argument")?;
+                versions = Some(ofp::versions_from_option(&v)?);
             }
             "-t" | "--timeout" => {
                 let v = args
@@ -98,7 +110,12 @@ fn run() -> Result<String, String> {
                     .ok_or("option '--timeout' requires an argument")?;
                 timeout = Some(parse_timeout(&v)?);
             }
-            s if s.starts_with("--protocols=") || s.starts_with("-O") && s.len() > 2 => {}
+            s if s.starts_with("--protocols=") => {
+                versions = Some(ofp::versions_from_option(&s["--protocols=".len()..])?)
+            }
+            s if s.starts_with("-O") && s.len() > 2 => {
+                versions = Some(ofp::versions_from_option(&s[2..])?)
+            }
             s if s.starts_with("--timeout=") => {
                 timeout = Some(parse_timeout(&s["--timeout=".len()..])?)
             }
@@ -119,37 +136,39 @@ fn run() -> Result<String, String> {
     if rest.len() > max {
         return Err(format!("'{cmd}' command takes at most {max} arguments"));
     }
-    let socket = unixctl::default_socket();
-    let call = |params: Value| -> Result<String, String> {
-        let Value::Array(params) = params else {
-            return Err("internal: bad params".into());
-        };
-        match unixctl::call(&socket, "ofctl", params, timeout) {
-            Ok(Value::String(s)) => Ok(s),
-            Ok(other) => Ok(other.to_string()),
-            Err(UnixctlError::Remote(m)) => Err(m),
-            Err(e) => Err(e.to_string()),
-        }
+    let mut opts = OfctlOptions::parse(&flags);
+    opts.versions = versions;
+    opts.timeout = timeout;
+    let mut connect = |target: &str, allowed: u32| -> Result<Client, String> {
+        Client::open(
+            Box::new(SocketTransport::connect(target, timeout)?),
+            allowed,
+            target,
+        )
     };
     match cmd.as_str() {
-        "add-flows" | "replace-flows" => {
+        "add-flows" | "replace-flows" | "add-groups" => {
             let file = &rest[1];
             let text = read_source(file)?;
-            call(json!([cmd, rest[0], flags, [text]])).map_err(|e| with_file(&e, file))
+            ofctl::run_with(&mut connect, cmd, &rest[0], &[text], &opts)
+                .map_err(|e| with_file(&e, file))
         }
         "diff-flows" => {
             // Each source is a flow file if one exists by that name, else a bridge.
             let mut sources = Vec::new();
             for s in rest {
                 if std::path::Path::new(s).is_file() || s == "-" {
-                    sources.push(json!({"text": read_source(s)?, "name": s}));
+                    sources.push(DiffSource::Text {
+                        text: read_source(s)?,
+                        name: s.clone(),
+                    });
                 } else {
-                    sources.push(json!({"bridge": s}));
+                    sources.push(DiffSource::Bridge(s.clone()));
                 }
             }
-            call(json!(["diff-flows", "", flags, sources]))
+            ofctl::diff_sources(&mut connect, &sources, &opts)
         }
-        _ => call(json!([cmd, rest[0], flags, rest[1..]])),
+        _ => ofctl::run_with(&mut connect, cmd, &rest[0], &rest[1..], &opts),
     }
 }
 

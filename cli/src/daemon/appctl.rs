@@ -160,10 +160,12 @@ fn perf_block(c: &PmdCounters, header: &str, duration: f64, hz: f64) -> String {
         let passes = rx as f64;
         let upcalls = c.misses();
         s += &format!(
-            "  Rx packets:        {rx:>12}  ({:.0} Kpps, {:.0} cycles/pkt)\n  Datapath passes:   {rx:>12}  ({:.2} passes/pkt)\n  - EMC hits:        {:>12}  ({:>5.1} %)\n  - SMC hits:        {:>12}  ({:>5.1} %)\n  - Megaflow hits:   {:>12}  ({:>5.1} %, {:.2} subtbl lookups/hit)\n  - Upcalls:         {upcalls:>12}  ({:>5.1} %, {:.1} us/upcall)\n  - Lost upcalls:    {:>12}  ({:>5.1} %)\n",
+            "  Rx packets:        {rx:>12}  ({:.0} Kpps, {:.0} cycles/pkt)\n  Datapath passes:   {rx:>12}  ({:.2} passes/pkt)\n  - Simple Match hits:{:>12}  ({:>5.1} %)\n  - EMC hits:        {:>12}  ({:>5.1} %)\n  - SMC hits:        {:>12}  ({:>5.1} %)\n  - Megaflow hits:   {:>12}  ({:>5.1} %, {:.2} subtbl lookups/hit)\n  - Upcalls:         {upcalls:>12}  ({:>5.1} %, {:.1} us/upcall)\n  - Lost upcalls:    {:>12}  ({:>5.1} %)\n",
             rx as f64 / duration / 1000.0,
             c.busy_cycles as f64 / rx as f64,
             1.0,
+            c.simple_hits,
+            pct(c.simple_hits as f64, passes),
             c.emc_hits,
             pct(c.emc_hits as f64, passes),
             0,
@@ -306,6 +308,7 @@ pub fn register(server: &Arc<Server>, d: &Arc<Daemon>) {
     text("dpif-netdev/pmd-perf-show", pmd_perf_show);
     text("dpctl/dump-flows", dpctl_dump_flows);
     text("fdb/show", fdb_show);
+    super::tunnel::register(server, d);
     text("fdb/flush", fdb_flush);
     text("dpif-netdev/pmd-stats-clear", |d, args| {
         pmd_filter(args)?;

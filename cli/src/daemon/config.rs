@@ -15,6 +15,8 @@ pub struct IfaceStatus {
     pub error: Option<String>,
     /// `Interface:status`: the driver's own state (mode, socket, …).
     pub status: BTreeMap<String, String>,
+    /// The driver's own counters, added to `Interface:statistics`.
+    pub custom_stats: BTreeMap<String, u64>,
 }
 
 /// The knobs of Open_vSwitch other_config the daemon honours (unknown keys

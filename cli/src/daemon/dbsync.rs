@@ -73,7 +73,11 @@ pub fn status_txn(
         set("error", opt_string(&st.error));
         set("status", Datum::string_map(&st.status));
         if let Some(s) = stats.and_then(|m| m.get(name)) {
-            set("statistics", int_map(&statistics_map(s)));
+            let mut m = statistics_map(s);
+            for (k, v) in &st.custom_stats {
+                m.insert(k.clone(), i64::try_from(*v).unwrap_or(i64::MAX));
+            }
+            set("statistics", int_map(&m));
         }
     }
     if let (Some(cfg), Some((uuid, root))) = (cur_cfg, data.root()) {

@@ -6,7 +6,10 @@ pub mod appctl;
 pub mod config;
 pub mod dbsync;
 pub mod ofctl;
+pub mod openflow;
+pub mod overlay;
 pub mod run;
+pub mod tunnel;
 pub mod vlog;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -105,6 +108,11 @@ impl Daemon {
             exit: AtomicBool::new(false),
             cleanup_on_exit: AtomicBool::new(false),
         }))
+    }
+
+    /// The packet pool, once the first port made it (packet-outs use it).
+    pub fn packet_pool(&self) -> Option<Arc<PacketPool>> {
+        self.pool.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn datapath(&self) -> Arc<Datapath<Ofproto>> {
@@ -336,6 +344,11 @@ impl Daemon {
 
     fn add_port(&self, st: &mut State, b: &BridgeConfig, i: &InterfaceConfig, vlan: VlanConfig) {
         let kind = iface_kind(i);
+        if kind == "vxlan" {
+            // A tunnel port has no device: see tunnel.rs.
+            self.add_tunnel_port(st, b, i, vlan);
+            return;
+        }
         let pool = match self.pool(st) {
             Ok(p) => p,
             Err(e) => {
@@ -453,8 +466,9 @@ impl Daemon {
                     )),
                     link_state: Some(if p.netdev.is_up() { "up" } else { "down" }.into()),
                     mtu: Some(p.netdev.mtu()),
-                    error: None,
+                    error: p.netdev.error(),
                     status: p.netdev.status(),
+                    custom_stats: p.netdev.custom_stats(),
                 }
             }
             None => IfaceStatus {
@@ -489,16 +503,18 @@ impl Daemon {
         !lock(&self.state).errors.is_empty()
     }
 
-    /// Periodic work of the main loop: rule and MAC-entry timeouts, and
-    /// packet-ins (dropped: no controller connection yet).
-    pub fn run_periodic(&self) {
-        for r in self.of.run_timeouts() {
+    /// Periodic work of the main loop: rule and MAC-entry timeouts. Returns
+    /// the expired rules (for flow-removed messages); packet-ins are the
+    /// OpenFlow connections' (`openflow.rs`).
+    pub fn run_periodic(&self) -> Vec<fvs_ofproto::ofproto::RemovedRule> {
+        let removed = self.of.run_timeouts();
+        for r in &removed {
             self.log.dbg(
                 "ofproto",
                 &format!("rule {} removed ({:?})", r.rule.id, r.reason),
             );
         }
-        let _ = self.of.take_packet_ins();
+        removed
     }
 
     /// Removes every port (kernel devices the daemon made go away with them).

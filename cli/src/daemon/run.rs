@@ -33,6 +33,8 @@ pub struct Vswitchd {
     wake: (Mutex<Wake>, Condvar),
     /// cur_cfg as last reported, for `db/wait-cfg`.
     cur_cfg: (Mutex<i64>, Condvar),
+    /// OpenFlow: management sockets and controller connections.
+    openflow: super::openflow::Manager,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -46,11 +48,15 @@ impl Vswitchd {
             .root()
             .and_then(|(_, r)| r.int("cur_cfg"))
             .unwrap_or(0);
+        let openflow = super::openflow::Manager::start(&daemon);
+        // Management sockets exist once the daemon says it is ready.
+        openflow.configure(&db.data().config());
         Arc::new(Vswitchd {
             daemon,
             db: Mutex::new(db),
             wake: (Mutex::new(Wake::default()), Condvar::new()),
             cur_cfg: (Mutex::new(cur), Condvar::new()),
+            openflow,
         })
     }
 
@@ -177,6 +183,7 @@ impl Vswitchd {
         let data = lock(&self.db).data().clone();
         let cfg = data.config();
         let statuses = self.daemon.apply(&cfg);
+        self.openflow.configure(&cfg);
         let stats = stats_due.then(|| {
             self.daemon
                 .interfaces()
@@ -208,6 +215,9 @@ impl Vswitchd {
     pub fn run(&self, stop: &AtomicBool, hup: &AtomicBool) {
         let mut last_stats = Instant::now();
         let mut last_retry = Instant::now();
+        // Tunnel state from the system, and the overlay of hosts.
+        let _tunnel_helper = super::tunnel::Helper::start(&self.daemon);
+        let mut overlay = super::overlay::Overlay::new(self.daemon.log.clone());
         self.reconfigure(true);
         while !stop.load(Ordering::Relaxed) && !self.daemon.exit.load(Ordering::Relaxed) {
             let changed = {
@@ -235,8 +245,19 @@ impl Vswitchd {
                     last_retry = Instant::now();
                 }
             }
-            self.daemon.run_periodic();
+            let removed = self.daemon.run_periodic();
+            self.openflow.flow_removed(removed);
+            let status = self.openflow.status_txn(lock(&self.db).data());
+            self.commit_status(&status);
+            let cfg = lock(&self.db).data().config();
+            for cmd in overlay.tick(&cfg) {
+                let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+                if let Err(e) = self.vsctl(&args) {
+                    self.daemon.log.warn("overlay", &e);
+                }
+            }
         }
+        self.openflow.stop();
     }
 
     /// Whether the database file at `path` can be opened (for start-up errors).
