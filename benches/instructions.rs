@@ -3,7 +3,7 @@
 //! 32-packet batch) and divides by the packets it processed.
 //!
 //! Usage: instructions SCENARIO ITERATIONS
-//! Scenarios: emc_hit, megaflow1, megaflow4, megaflow16, upcall.
+//! Scenarios: emc_hit, megaflow1, megaflow4, megaflow16, upcall, vhost_p2p.
 
 mod scenarios;
 
@@ -62,6 +62,25 @@ fn main() {
             assert_eq!(
                 c.upcalls_ok as usize, packets,
                 "every packet must be an upcall: {c:?}"
+            );
+        }
+        "vhost_p2p" => {
+            let mut b = VhostBench::new();
+            let before = b.pmd.counters();
+            for _ in 0..iters {
+                packets += measured_poll(&mut b.pmd);
+                b.guest_work();
+            }
+            let c = b.pmd.counters();
+            assert_eq!(
+                (c.simple_hits - before.simple_hits) as usize,
+                packets,
+                "every measured packet must take the simple-match path: {c:?}"
+            );
+            let sent = fvs_datapath::netdev::Netdev::stats(&b.ports[1]).tx_packets;
+            assert!(
+                sent as usize >= packets,
+                "{sent} sent to the receiving guest, {packets} forwarded"
             );
         }
         _ => {

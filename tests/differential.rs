@@ -813,7 +813,10 @@ fn run_case(case: &Case) -> Result<(), TestCaseError> {
     }
     let c = sw.pmd.counters();
     prop_assert_eq!(c.upcalls_failed, 0);
-    prop_assert_eq!(c.packets, c.emc_hits + c.megaflow_hits + c.upcalls_ok);
+    prop_assert_eq!(
+        c.packets,
+        c.simple_hits + c.emc_hits + c.megaflow_hits + c.upcalls_ok
+    );
     Ok(())
 }
 

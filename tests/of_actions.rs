@@ -627,7 +627,12 @@ impl Outcome {
 }
 
 /// The caches a run goes through after the first (upcalled) packet.
-const PATHS: [(&str, u32); 2] = [("EMC", 1), ("megaflow-only", 0)];
+/// (name, emc-insert-inv-prob, simple match) of each cache path.
+const PATHS: [(&str, u32, bool); 3] = [
+    ("simple-match", 1, true),
+    ("EMC", 1, false),
+    ("megaflow-only", 0, false),
+];
 
 const ROUNDS: usize = 4;
 const BURST_COPIES: usize = 3;
@@ -645,9 +650,10 @@ fn run_with(
 ) -> (Vec<Outcome>, Vec<PmdCounters>) {
     let mut first: Option<Vec<Outcome>> = None;
     let mut counters = Vec::new();
-    for (path, inv_prob) in PATHS {
+    for (path, inv_prob, simple_match) in PATHS {
         let config = PmdConfig {
             emc_insert_inv_prob: inv_prob,
+            simple_match,
             ..Default::default()
         };
         let mut sw = Sw::new(opts.ports, config, opts);
@@ -708,15 +714,18 @@ fn run_with(
             );
         }
         assert_eq!(
-            c.emc_hits + c.megaflow_hits + c.upcalls_ok,
+            c.simple_hits + c.emc_hits + c.megaflow_hits + c.upcalls_ok,
             c.packets,
             "{path} path: {c:?}"
         );
+        if !simple_match {
+            assert_eq!(c.simple_hits, 0, "{path} path: {c:?}");
+        }
         if inv_prob == 0 {
             assert_eq!(c.emc_hits, 0, "{path} path: {c:?}");
             assert!(c.megaflow_hits > 0, "{path} path: {c:?}");
         } else {
-            assert!(c.emc_hits > 0, "{path} path: {c:?}");
+            assert!(c.emc_hits + c.simple_hits > 0, "{path} path: {c:?}");
         }
         for o in &outcomes {
             for (_, f) in &o.out {
