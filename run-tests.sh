@@ -14,6 +14,28 @@ command -v ovs-vsctl >/dev/null 2>&1 || packages+=(openvswitch-switch)
 command -v ping >/dev/null 2>&1 || packages+=(iputils-ping)
 command -v ip >/dev/null 2>&1 || packages+=(iproute2)
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
+# Python virtual environments for the OpenFlow controllers (below).
+python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
+# The VFIO tests' guests (tests/vfio_vm.rs): QEMU, a busybox-static initramfs.
+command -v qemu-system-x86_64 >/dev/null 2>&1 || packages+=(qemu-system-x86)
+{ [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || packages+=(busybox-static)
+command -v cpio >/dev/null 2>&1 || packages+=(cpio)
+command -v depmod >/dev/null 2>&1 || packages+=(kmod)
+# vhost-user peers: DPDK's testpmd with virtio-user (tests/vhost_testpmd.rs);
+# the VM guests (tests/vhost_vm.rs) need only QEMU and the packages above.
+command -v dpdk-testpmd >/dev/null 2>&1 || packages+=(dpdk-dev)
+# VXLAN tests (tests/vxlan_e2e.rs): etcd as the registry of hosts, tshark
+# to decode the underlay (its capture question answered beforehand).
+command -v etcd >/dev/null 2>&1 || packages+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || packages+=(etcd-client)
+command -v ethtool >/dev/null 2>&1 || packages+=(ethtool)
+# CNI plugin tests (tests/cni_e2e.rs): host-local IPAM, which fvs-cni delegates to.
+[ -x /usr/lib/cni/host-local ] || packages+=(containernetworking-plugins)
+if ! command -v tshark >/dev/null 2>&1; then
+    packages+=(tshark)
+    command -v debconf-set-selections >/dev/null 2>&1 &&
+        echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+fi
 if [ ${#packages[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "run-tests: need root to install: ${packages[*]}" >&2
@@ -41,6 +63,30 @@ if [ "${free_pages:-0}" -lt "$want_pages" ] && [ -w /proc/sys/vm/nr_hugepages ];
     trap 'echo "$orig_pages" > /proc/sys/vm/nr_hugepages' EXIT
 fi
 
+# The VFIO guests' kernel: Debian's package, unpacked into a cache.
+sh tests/vm/prepare.sh >/dev/null
+
+# OpenFlow controllers of tests/openflow_e2e.rs, each in a cached virtual
+# environment (reruns skip this): os-ken and Faucet. os-ken 3.1 is the one
+# Faucet uses (4.x has no osken-manager); its releases since 2.0 no longer
+# ship the sample apps: simple_switch_13.py is taken from its 1.4.1 release
+# (whose own dependencies no longer run on Python 3.11).
+fvs_venv() {
+    local dir=/var/cache/fvs-py/$1 exe=$2
+    shift 2
+    [ -x "$dir/bin/$exe" ] || { python3 -m venv "$dir" && "$dir/bin/pip" install -q "$@"; }
+}
+fvs_venv osken osken-manager os-ken==3.1.0
+fvs_venv faucet faucet faucet
+app=/var/cache/fvs-py/osken/simple_switch_13.py
+if [ ! -s $app ]; then
+    tmp=$(mktemp -d)
+    /var/cache/fvs-py/osken/bin/pip download -q --no-deps -d "$tmp" os-ken==1.4.1
+    python3 -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read("os_ken/app/simple_switch_13.py"))' \
+        "$tmp"/os_ken-1.4.1-*.whl > $app.tmp && mv $app.tmp $app
+    rm -rf "$tmp"
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 # The end-to-end tests drive the real binaries: build them first.
@@ -48,6 +94,6 @@ cargo build --workspace --bins
 cargo test --workspace
 # The benchmark scenarios build and assert what they measure (a few rounds each).
 cargo bench --workspace --no-run --quiet
-for scenario in extract_tcp4 emc_hit megaflow1 megaflow4 megaflow16 upcall; do
+for scenario in extract_tcp4 emc_hit megaflow1 megaflow4 megaflow16 upcall vhost_p2p; do
     cargo bench --quiet --bench instructions -- "$scenario" 20 >/dev/null
 done
