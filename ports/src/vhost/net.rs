@@ -41,6 +41,49 @@ use super::MAX_QUEUE_PAIRS;
 const MAX_SEGS: usize = 64;
 /// How long a transmitting PMD spins for a ring another thread holds.
 const TX_LOCK_SPINS: u32 = 64;
+/// Used-ring entries kept back before they are written out.
+const SHADOW: usize = 64;
+
+/// The used-ring entries of a burst, written out together just before the
+/// used index (as DPDK's shadow used ring does): written one by one while
+/// the driver reads the previous ones, their cache lines would bounce
+/// between the two cores for every packet.
+struct UsedShadow {
+    /// The used-ring slot of the first entry held.
+    slot: u16,
+    n: usize,
+    e: [(u16, u32); SHADOW],
+}
+
+impl UsedShadow {
+    #[inline(always)]
+    fn new(slot: u16) -> UsedShadow {
+        UsedShadow {
+            slot,
+            n: 0,
+            e: [(0, 0); SHADOW],
+        }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, ring: &Ring, id: u16, len: u32) {
+        if self.n == SHADOW {
+            self.flush(ring);
+        }
+        self.e[self.n % SHADOW] = (id, len);
+        self.n += 1;
+    }
+
+    /// Writes the entries held to the used ring (not the index).
+    #[inline]
+    fn flush(&mut self, ring: &Ring) {
+        for (k, &(id, len)) in self.e[..self.n.min(SHADOW)].iter().enumerate() {
+            ring.put_used(self.slot.wrapping_add(k as u16), id, len);
+        }
+        self.slot = self.slot.wrapping_add(self.n as u16);
+        self.n = 0;
+    }
+}
 
 /// Receive queue `q`: polls the guest's transmit ring.
 pub struct VhostRxq {
@@ -148,6 +191,7 @@ fn dequeue(
     };
     let (hdr, indirect) = (st.hdr_len, st.indirect);
     let (mut last_avail, mut last_used) = (st.last_avail, st.last_used);
+    let mut shadow = UsedShadow::new(last_used);
     let (mut got, mut bytes, mut dropped, mut errors) = (0u64, 0u64, 0u64, 0u64);
     let mut fatal = None;
     for _ in 0..n {
@@ -175,11 +219,12 @@ fn dequeue(
                 cell.set_fault(e);
             }
         }
-        ring.put_used(last_used, head, 0);
+        shadow.push(ring, head, 0);
         last_avail = last_avail.wrapping_add(1);
         last_used = last_used.wrapping_add(1);
     }
     if last_used != st.last_used {
+        shadow.flush(ring);
         ring.set_used_idx(last_used);
         st.last_avail = last_avail;
         st.last_used = last_used;
@@ -358,6 +403,7 @@ fn enqueue(
         }
     };
     let (mut last_avail, mut last_used) = (st.last_avail, st.last_used);
+    let mut shadow = UsedShadow::new(last_used);
     let (mut sent, mut bytes, mut dropped, mut errors, mut retries) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut mtu_drops = 0u64;
@@ -395,14 +441,14 @@ fn enqueue(
                             write_hdr(dst, hdr, 1);
                             std::ptr::copy_nonoverlapping(p.data().as_ptr(), dst.add(hdr), len);
                         }
-                        ring.put_used(last_used, head, need as u32);
+                        shadow.push(ring, head, need as u32);
                         last_avail = last_avail.wrapping_add(1);
                         last_used = last_used.wrapping_add(1);
                         free -= 1;
                         Put::Sent
                     }
                     None => {
-                        ring.put_used(last_used, head, 0);
+                        shadow.push(ring, head, 0);
                         last_avail = last_avail.wrapping_add(1);
                         last_used = last_used.wrapping_add(1);
                         free -= 1;
@@ -423,6 +469,7 @@ fn enqueue(
                     &mut last_used,
                     &mut free,
                     hint,
+                    &mut shadow,
                 )
             }
         };
@@ -449,6 +496,7 @@ fn enqueue(
                 }
                 retries += 1;
                 if last_used != st.last_used {
+                    shadow.flush(ring);
                     ring.set_used_idx(last_used);
                 }
                 match pending(ring, last_avail) {
@@ -462,6 +510,7 @@ fn enqueue(
         }
     }
     if last_used != st.last_used {
+        shadow.flush(ring);
         ring.set_used_idx(last_used);
         st.last_avail = last_avail;
         st.last_used = last_used;
@@ -514,6 +563,7 @@ fn put_slow(
     last_used: &mut u16,
     free: &mut u16,
     hint: &mut usize,
+    shadow: &mut UsedShadow,
 ) -> Put {
     let need = hdr + data.len();
     let mut segs = [Seg {
@@ -566,8 +616,8 @@ fn put_slow(
     };
     if let Some(e) = bad {
         // Every buffer taken for this frame goes back unused.
-        for (k, b) in bufs[..nbufs].iter().enumerate() {
-            ring.put_used(last_used.wrapping_add(k as u16), b.0, 0);
+        for b in &bufs[..nbufs] {
+            shadow.push(ring, b.0, 0);
         }
         take(nbufs, last_avail, last_used, free);
         return Put::Bad(e);
@@ -611,7 +661,7 @@ fn put_slow(
                 written += chunk;
             }
         }
-        ring.put_used(last_used.wrapping_add(k as u16), b.0, written as u32);
+        shadow.push(ring, b.0, written as u32);
     }
     take(nbufs, last_avail, last_used, free);
     Put::Sent
