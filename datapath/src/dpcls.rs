@@ -256,6 +256,8 @@ pub struct Megaflows<D> {
     max_flows: usize,
     /// Subtables whose mask reaches beyond the hot words.
     n_cold: usize,
+    /// Scratch for [`Megaflows::evict_lru`] (kept to not allocate per sweep).
+    lru: Vec<(u64, u32)>,
 }
 
 impl<D> Default for Megaflows<D> {
@@ -274,6 +276,7 @@ impl<D> Megaflows<D> {
             len: 0,
             max_flows,
             n_cold: 0,
+            lru: Vec::new(),
         }
     }
 
@@ -299,6 +302,59 @@ impl<D> Megaflows<D> {
 
     pub fn set_max_flows(&mut self, max: usize) {
         self.max_flows = max;
+    }
+
+    pub fn max_flows(&self) -> usize {
+        self.max_flows
+    }
+
+    /// Whether no megaflow can be installed until some are removed.
+    pub fn is_full(&self) -> bool {
+        self.len >= self.max_flows
+    }
+
+    /// Removes every megaflow last used before `cutoff_ms` (a flow never
+    /// used counts as used at time 0), handing each to `gone`; returns how
+    /// many. Idle aging: OVS's `max-idle`.
+    pub fn expire(&mut self, cutoff_ms: u64, mut gone: impl FnMut(Megaflow<D>)) -> usize {
+        let mut n = 0;
+        for idx in 0..self.slots.len() as u32 {
+            let idle = self.slots[idx as usize]
+                .flow
+                .as_ref()
+                .is_some_and(|f| f.counters.used_ms < cutoff_ms);
+            if idle {
+                if let Some(f) = self.remove(idx) {
+                    gone(f);
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// Removes the least recently used megaflows until at most `target`
+    /// remain, handing each to `gone`; returns how many. Eviction at the
+    /// flow limit, run off the per-packet path.
+    pub fn evict_lru(&mut self, target: usize, mut gone: impl FnMut(Megaflow<D>)) -> usize {
+        if self.len <= target {
+            return 0;
+        }
+        let k = self.len - target;
+        let mut lru = std::mem::take(&mut self.lru);
+        lru.clear();
+        lru.extend(self.iter().map(|(i, f)| (f.counters.used_ms, i)));
+        // The k oldest first (ties: any of them).
+        if k < lru.len() {
+            lru.select_nth_unstable(k);
+        }
+        for &(_, idx) in lru.iter().take(k) {
+            if let Some(f) = self.remove(idx) {
+                gone(f);
+            }
+        }
+        self.lru = lru;
+        k
     }
 
     /// Finds the megaflow matching `key`.
@@ -631,5 +687,76 @@ mod tests {
         }
         t.rank();
         assert_eq!(t.lookup(&key([2, 0, 0, 0], 1)).unwrap().lookups, 1);
+    }
+
+    /// Installs flows 0..n of one subtable, flow i last used at `used(i)`.
+    fn table_with_uses(n: u32, used: impl Fn(u32) -> u64) -> (Megaflows<u32>, Vec<u32>) {
+        let mut t: Megaflows<u32> = Megaflows::new(n as usize);
+        let acts: Arc<[DpAction]> = Arc::from(vec![]);
+        let mut idx = Vec::new();
+        for i in 0..n {
+            let (f, g) = t
+                .insert(&key(i.to_be_bytes(), 1), &mask(4, true), acts.clone(), i, 0)
+                .unwrap();
+            t.get_mut(f, g).unwrap().counters.used_ms = used(i);
+            idx.push(f);
+        }
+        (t, idx)
+    }
+
+    #[test]
+    fn eviction_takes_least_recently_used_first() {
+        // Used times out of insertion order: flow i used at (i * 7) % 10.
+        let (mut t, _) = table_with_uses(10, |i| u64::from((i * 7) % 10) + 1);
+        assert!(t.is_full());
+        let acts: Arc<[DpAction]> = Arc::from(vec![]);
+        assert_eq!(
+            t.insert(&key([9, 9, 9, 9], 1), &mask(4, true), acts.clone(), 99, 0),
+            Err(InstallError::TableFull)
+        );
+        let mut gone = Vec::new();
+        assert_eq!(t.evict_lru(6, |f| gone.push(f.counters.used_ms)), 4);
+        gone.sort();
+        assert_eq!(gone, vec![1, 2, 3, 4], "the four oldest go");
+        assert_eq!(t.len(), 6);
+        for i in 0..10u32 {
+            let used = u64::from((i * 7) % 10) + 1;
+            assert_eq!(
+                t.lookup(&key(i.to_be_bytes(), 1)).is_some(),
+                used > 4,
+                "flow {i}"
+            );
+        }
+        // Room again: a new flow installs and is found.
+        t.insert(&key([9, 9, 9, 9], 1), &mask(4, true), acts, 99, 0)
+            .unwrap();
+        assert_eq!(t.evict_lru(100, |_| panic!("under target")), 0);
+        // Evicting everything empties the subtables too.
+        assert_eq!(t.evict_lru(0, |_| {}), 7);
+        assert!(t.is_empty() && t.n_subtables() == 0);
+    }
+
+    #[test]
+    fn idle_aging_removes_only_flows_idle_past_the_cutoff() {
+        // Flows 0..5 used at 1000 ms, 5..10 at 5000 ms; flow 3 never (0).
+        let (mut t, idx) = table_with_uses(10, |i| match i {
+            3 => 0,
+            0..=4 => 1000,
+            _ => 5000,
+        });
+        let mut gone = Vec::new();
+        assert_eq!(
+            t.expire(1000, |f| gone.push(f.deps)),
+            1,
+            "only the never-used one"
+        );
+        assert_eq!(gone, vec![3]);
+        assert_eq!(t.expire(4999, |f| gone.push(f.deps)), 4);
+        gone.sort();
+        assert_eq!(gone, vec![0, 1, 2, 3, 4]);
+        assert_eq!(t.len(), 5);
+        assert!(t.get(idx[0]).is_none() && t.get(idx[7]).is_some());
+        assert!(t.lookup(&key(7u32.to_be_bytes(), 1)).is_some());
+        assert!(t.lookup(&key(2u32.to_be_bytes(), 1)).is_none());
     }
 }

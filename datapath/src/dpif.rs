@@ -17,6 +17,8 @@ pub enum DpifError {
     PortInUse(u32),
     #[error("no datapath port {0}")]
     NoSuchPort(u32),
+    #[error("datapath port {0} is out of range (ports are below 2^31)")]
+    PortRange(u32),
     #[error(transparent)]
     Netdev(#[from] NetdevError),
     #[error("cannot start PMD thread: {0}")]
@@ -139,6 +141,10 @@ impl<H: Upcall> Datapath<H> {
     /// Adds a port: its rx queues go round robin to the PMDs, and every PMD
     /// gets a transmit queue on it.
     pub fn add_port(&self, port: u32, netdev: Arc<dyn Netdev>) -> Result<(), DpifError> {
+        // The EMC tells packet signatures from keys by the port's top bit.
+        if u64::from(port) & crate::extract::SIG_MARK != 0 {
+            return Err(DpifError::PortRange(port));
+        }
         let mut ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
         if ports.contains_key(&port) {
             return Err(DpifError::PortInUse(port));

@@ -2,7 +2,7 @@
 //! hash-indexed, with probabilistic insertion (OVS's `emc-insert-inv-prob`)
 //! so that many short flows do not thrash it.
 
-use crate::key::FlowKey;
+use crate::key::{FlowKey, HOT_WORDS};
 
 /// OVS's default EMC size.
 pub const DEFAULT_EMC_ENTRIES: usize = 8192;
@@ -67,16 +67,46 @@ impl Emc {
     }
 
     /// `compact`: whether `key` is compact ([`FlowKey::is_compact`]).
+    /// Emptied entries keep their key under the inverse of its hash, so no
+    /// lookup finds them; a never-used entry could only answer the all-zero
+    /// key with hash 0, with flow `EMPTY` (`u32::MAX`), which no megaflow
+    /// slot has: the caller's liveness check refuses it.
     #[inline(always)]
     pub fn lookup(&self, key: &FlowKey, hash: u32, compact: bool) -> Option<EmcHit> {
-        for i in self.ways(hash) {
-            let e = &self.entries[i];
-            if e.hash == hash && e.flow != EMPTY && e.key.fast_eq(key, compact) {
-                return Some(EmcHit {
-                    flow: e.flow,
-                    gen: e.gen,
-                });
-            }
+        // The second way only when the first misses.
+        let e = &self.entries[hash as usize & self.mask];
+        if e.hash == hash && e.key.fast_eq(key, compact) {
+            return Some(EmcHit {
+                flow: e.flow,
+                gen: e.gen,
+            });
+        }
+        let e = &self.entries[(hash >> 16) as usize & self.mask];
+        if e.hash == hash && e.key.fast_eq(key, compact) {
+            return Some(EmcHit {
+                flow: e.flow,
+                gen: e.gen,
+            });
+        }
+        None
+    }
+
+    /// [`Emc::lookup`] of a compact key or a signature given as its hot words.
+    #[inline(always)]
+    pub fn lookup_hot(&self, words: &[u64; HOT_WORDS], hash: u32) -> Option<EmcHit> {
+        let e = &self.entries[hash as usize & self.mask];
+        if e.hash == hash && e.key.hot_eq(words) {
+            return Some(EmcHit {
+                flow: e.flow,
+                gen: e.gen,
+            });
+        }
+        let e = &self.entries[(hash >> 16) as usize & self.mask];
+        if e.hash == hash && e.key.hot_eq(words) {
+            return Some(EmcHit {
+                flow: e.flow,
+                gen: e.gen,
+            });
         }
         None
     }
@@ -132,13 +162,16 @@ impl Emc {
             let e = &mut self.entries[i];
             if e.hash == hash && e.key == *key {
                 e.flow = EMPTY;
+                // A hash no lookup of this key has: lookups skip the flow check.
+                e.hash = !hash;
             }
         }
     }
 
     pub fn clear(&mut self) {
-        for e in self.entries.iter_mut() {
+        for e in self.entries.iter_mut().filter(|e| e.flow != EMPTY) {
             e.flow = EMPTY;
+            e.hash = !e.hash;
         }
     }
 

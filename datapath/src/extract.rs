@@ -116,6 +116,116 @@ pub fn extract_arrived(
     (h, compact)
 }
 
+/// What a PMD holds in a key slot: a full key, a compact one
+/// ([`FlowKey::is_compact`], cold words left stale), or an EMC signature.
+pub const KIND_FULL: u8 = 0;
+pub const KIND_COMPACT: u8 = 1;
+pub const KIND_SIG: u8 = 2;
+/// An EMC hit on a megaflow since removed (the slot may hold nothing of
+/// the packet's: it is looked at again).
+pub const KIND_STALE: u8 = 3;
+
+/// Set in a signature's first word. Datapath port numbers stay below 2^31
+/// (the datapath refuses others), so a signature never equals a compact key.
+pub const SIG_MARK: u64 = 1 << 31;
+
+/// The EMC signature of `pkt`, which just arrived on `in_port`, for the
+/// packets [`fast_ipv4_l4`] takes (`None` for the others: their key is
+/// looked up instead). A signature is the packet's header words as loaded,
+/// with what changes from packet to packet masked out: equal signatures
+/// mean equal keys, and building one costs a few loads; the key itself is
+/// made only on an EMC miss ([`key_of_sig`]). Sets the packet's metadata
+/// (input port, offsets, hash) and returns the words and their hash.
+#[inline(always)]
+pub fn emc_signature(pkt: &mut Packet, in_port: u32) -> Option<([u64; HOT_WORDS], u32)> {
+    let (m, d) = pkt.meta_and_data();
+    if m.tunnel.is_present() {
+        return None;
+    }
+    let (words, h) = fast_ipv4_sig(d, in_port, m.recirc_id)?;
+    m.in_port = in_port;
+    m.l3_ofs = 14;
+    m.l4_ofs = 34;
+    m.hash = h;
+    Some((words, h))
+}
+
+/// The key of a packet from its signature (what [`fast_ipv4_l4`] would
+/// build from the packet, rearranged from the words already loaded).
+#[inline]
+pub fn key_of_sig(sig: &[u64; HOT_WORDS]) -> [u64; HOT_WORDS] {
+    const MAC: u64 = 0xffff_ffff_ffff;
+    let [s0, s1, s2, s3, s4, s5] = *sig;
+    [
+        s0 & !SIG_MARK,
+        (s1 & MAC) | ((s2 >> 32) & 0xffff) << 48,
+        (s1 >> 48) | (s2 & 0xffff_ffff) << 16,
+        (s5 >> 56) << 16 | (s2 >> 56) << 24 | ((s5 >> 48) & 0xff) << 32 | (s3 & 0xffff << 48),
+        s4,
+        s3 & 0xffff_ffff,
+    ]
+}
+
+/// The signature words of the packets [`fast_ipv4_l4`] takes, and their hash. Word layout: the first as in a key (plus
+/// [`SIG_MARK`]); bytes 0–7 and 8–15 of the frame (MACs, Ethertype, IHL,
+/// TOS); the L4 ports with the TCP flags where a key has them (so
+/// `be16_at(ofs::TCP_FLAGS)` reads them from either); IPv4 addresses;
+/// bytes 16–23 with length and identification masked (fragment bits, TTL,
+/// protocol).
+#[inline(always)]
+fn fast_ipv4_sig(d: &[u8], in_port: u32, recirc_id: u32) -> Option<([u64; HOT_WORDS], u32)> {
+    let f = arr::<42>(d, 0)?;
+    let le64 = |at: usize| {
+        u64::from_le_bytes([
+            f[at],
+            f[at + 1],
+            f[at + 2],
+            f[at + 3],
+            f[at + 4],
+            f[at + 5],
+            f[at + 6],
+            f[at + 7],
+        ])
+    };
+    let w8 = le64(8);
+    let w16 = le64(16);
+    // Ethertype 0x0800, version 4 with a 20-byte header; no fragment bits.
+    if (w8 >> 32) & 0xff_ffff != 0x45_0008 || (w16 >> 32) & 0xff3f != 0 {
+        return None;
+    }
+    let tot_len = (w16 as u16).swap_bytes() as usize;
+    if 14 + tot_len > d.len() {
+        return None;
+    }
+    let ports = u32::from_le_bytes([f[34], f[35], f[36], f[37]]) as u64;
+    let l4 = match (w16 >> 56) as u8 {
+        key::IPPROTO_UDP if tot_len >= 28 => ports,
+        key::IPPROTO_TCP if tot_len >= 40 => {
+            let t = arr::<2>(d, 46)?;
+            let doff = (t[0] >> 4) as usize * 4;
+            if doff < 20 || doff > tot_len - 20 {
+                return None;
+            }
+            ports | ((t[0] & 0x0f) as u64) << 48 | (t[1] as u64) << 56
+        }
+        _ => return None,
+    };
+    let words = [
+        in_port as u64 | SIG_MARK | (recirc_id as u64) << 32,
+        le64(0),
+        w8,
+        l4,
+        le64(26),
+        w16 & 0xffff_ffff_0000_0000,
+    ];
+    // Like OVS's 5-tuple hash: what tells flows apart, not the MACs nor
+    // the TCP flags (a connection keeps one hash).
+    Some((
+        words,
+        hash::hash_words(&[words[0], ports, words[4], words[5]]),
+    ))
+}
+
 /// The hot key words of the most common packet, built straight from the
 /// frame with a few 8-byte loads: untagged Ethernet, IPv4 without options
 /// and not fragmented, carrying a whole TCP or UDP header. `None` for

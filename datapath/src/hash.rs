@@ -73,6 +73,16 @@ pub fn hash_hot_words(words: &[u64; HOT_WORDS]) -> u32 {
     finish(h)
 }
 
+/// Hash of a few words.
+#[inline(always)]
+pub fn hash_words<const N: usize>(words: &[u64; N]) -> u32 {
+    let mut h = BASIS;
+    for &w in words {
+        h = mix(h, w);
+    }
+    finish(h)
+}
+
 /// Hash of `key & mask` over the words listed in `words` (a subtable's
 /// non-zero mask words). `masked` says `key` is already masked.
 #[inline(always)]

@@ -13,6 +13,7 @@ pub mod emc;
 pub mod extract;
 pub mod hash;
 pub mod key;
+pub mod limit;
 pub mod netdev;
 pub mod odp;
 pub mod packet;

@@ -14,8 +14,11 @@ use std::time::{Duration, Instant};
 use crate::actions::{self, DpAction};
 use crate::dpcls::{FlowCounters, Megaflows, DEFAULT_MAX_FLOWS};
 use crate::emc::{Emc, DEFAULT_EMC_ENTRIES, DEFAULT_INSERT_INV_PROB};
-use crate::extract::{extract_arrived, ExtractStats};
-use crate::key::{ofs, FlowKey};
+use crate::extract::{
+    emc_signature, extract_arrived, key_of_sig, ExtractStats, KIND_FULL, KIND_SIG, KIND_STALE,
+};
+use crate::key::{ofs, FlowKey, HOT_WORDS};
+use crate::limit::{TokenBucket, DEFAULT_UPCALL_BURST, DEFAULT_UPCALL_RATE};
 use crate::netdev::{RxQueue, TxQueue};
 use crate::packet::{Batch, Packet, BATCH_SIZE};
 use crate::tunnel;
@@ -35,6 +38,13 @@ pub struct PmdConfig {
     /// megaflow that matches nothing but the input port and only outputs,
     /// its batches skip extraction and lookups.
     pub simple_match: bool,
+    /// `max-idle` (ms): megaflows unused this long are removed (0: never).
+    pub max_idle_ms: u64,
+    /// `upcall-rate` (per second) and `upcall-burst`: each rx queue's
+    /// token bucket for upcalls; a miss over it is dropped and counted
+    /// (rate 0: unlimited).
+    pub upcall_rate: u32,
+    pub upcall_burst: u32,
 }
 
 impl Default for PmdConfig {
@@ -45,6 +55,9 @@ impl Default for PmdConfig {
             max_flows: DEFAULT_MAX_FLOWS,
             sleep_max_us: 0,
             simple_match: true,
+            max_idle_ms: DEFAULT_MAX_IDLE_MS,
+            upcall_rate: DEFAULT_UPCALL_RATE,
+            upcall_burst: DEFAULT_UPCALL_BURST,
         }
     }
 }
@@ -132,6 +145,13 @@ counters! {
     /// Packets dropped for recirculating too deep or too many at once
     /// (OVS's `datapath_drop_recirc_error`).
     recirc_errors,
+    /// Misses dropped untranslated: their rx queue was over its upcall
+    /// rate limit (`datapath_drop_upcall_limit`).
+    upcalls_limited,
+    /// Megaflows removed to make room at the flow limit (least recently
+    /// used first), and removed for being idle past `max-idle`.
+    flows_evicted,
+    flows_expired,
 }
 
 impl PmdCounters {
@@ -178,6 +198,17 @@ impl PmdCounters {
             self.upcalls_failed,
             ratio(self.tx_packets, self.tx_batches),
         );
+        if self.upcalls_limited > 0 {
+            // Not in OVS 3.1 (it has no upcall limit): shown only when it moved.
+            s = s.replacen(
+                "  avg. packets per output batch",
+                &format!(
+                    "  miss dropped by upcall rate limit: {}\n  avg. packets per output batch",
+                    self.upcalls_limited
+                ),
+                1,
+            );
+        }
         let total = self.idle_cycles + self.busy_cycles;
         if total == 0 {
             return s;
@@ -347,6 +378,13 @@ impl PmdShared {
     }
 }
 
+/// OVS's default `max-idle` (ms).
+pub const DEFAULT_MAX_IDLE_MS: u64 = 10_000;
+/// At the flow limit, how often to evict, and the share of the limit each
+/// eviction frees (so new flows install until the next one).
+const EVICT_INTERVAL_MS: u64 = 100;
+const EVICT_DIVISOR: usize = 8;
+
 /// Length of one load-measurement interval, and how many are kept
 /// (OVS's PMD_INTERVAL_LEN and PMD_INTERVAL_MAX: a minute of history).
 const LOAD_INTERVAL_MS: u64 = 5000;
@@ -360,6 +398,8 @@ struct RxqState {
     /// current interval, and in the last completed ones.
     cycles: u64,
     history: [u64; LOAD_INTERVALS],
+    /// The queue's upcall budget.
+    upcalls: TokenBucket,
 }
 
 /// An rx queue's measured processing cycles (`pmd-rxq-show`, rebalancing).
@@ -482,8 +522,10 @@ pub struct Pmd<H: Upcall> {
     /// Per packet of the current round: its flow batch, `NO_SLOT` (not
     /// classified: dropped) or `SOLO_SLOT` (actions in `solo`).
     round: [u8; BATCH_SIZE],
-    /// Per packet of the current round: whether its key is compact, and its hash.
-    compact: [bool; BATCH_SIZE],
+    /// Per packet of the current round: what its key slot holds (`KIND_*`), and its hash.
+    kinds: [u8; BATCH_SIZE],
+    /// An EMC miss's signature, while its key is made (cold words zero).
+    sig: FlowKey,
     hashes: [u32; BATCH_SIZE],
     solo: Vec<(usize, Arc<[DpAction]>)>,
     fbs: Vec<FlowBatch>,
@@ -510,6 +552,14 @@ pub struct Pmd<H: Upcall> {
     load_idx: usize,
     interval_start: (u64, u64),
     interval_start_ms: u64,
+    /// The rx queue being processed (`NO_RXQ`: packets injected or
+    /// processed directly, which no upcall limit applies to).
+    cur_rxq: usize,
+    /// Upcalls the current round may still make.
+    upcall_budget: u32,
+    /// An install failed at the flow limit since the last eviction, and when that was.
+    flows_full: bool,
+    last_evict_ms: u64,
 }
 
 const HOUSEKEEPING_MS: u64 = 1000;
@@ -522,6 +572,7 @@ const NO_SLOT: u8 = u8::MAX;
 /// A packet that runs its actions alone (its megaflow was not installed).
 const SOLO_SLOT: u8 = u8::MAX - 1;
 const NO_SIMPLE: (u32, u32) = (u32::MAX, 0);
+const NO_RXQ: usize = usize::MAX;
 /// Input ports above this never get a simple-match entry (keeps the table small).
 const MAX_SIMPLE_PORT: u32 = 4096;
 
@@ -555,7 +606,8 @@ impl<H: Upcall> Pmd<H> {
             extract_stats: ExtractStats::default(),
             keys: Box::new([FlowKey::ZERO; BATCH_SIZE]),
             round: [NO_SLOT; BATCH_SIZE],
-            compact: [false; BATCH_SIZE],
+            kinds: [KIND_FULL; BATCH_SIZE],
+            sig: FlowKey::ZERO,
             hashes: [0; BATCH_SIZE],
             solo: Vec::new(),
             fbs: (0..BATCH_SIZE)
@@ -584,6 +636,10 @@ impl<H: Upcall> Pmd<H> {
             load_idx: 0,
             interval_start: (0, 0),
             interval_start_ms: now_ms(),
+            cur_rxq: NO_RXQ,
+            upcall_budget: 0,
+            flows_full: false,
+            last_evict_ms: 0,
         }
     }
 
@@ -623,6 +679,11 @@ impl<H: Upcall> Pmd<H> {
             queue,
             cycles: 0,
             history: [0; LOAD_INTERVALS],
+            upcalls: TokenBucket::new(
+                self.config.upcall_rate,
+                self.config.upcall_burst,
+                self.now_ms,
+            ),
         });
     }
 
@@ -695,6 +756,9 @@ impl<H: Upcall> Pmd<H> {
         }
         self.emc.set_insert_inv_prob(config.emc_insert_inv_prob);
         self.flows.set_max_flows(config.max_flows);
+        for r in &mut self.rxqs {
+            r.upcalls.set(config.upcall_rate, config.upcall_burst);
+        }
         self.config = config;
     }
 
@@ -752,29 +816,39 @@ impl<H: Upcall> Pmd<H> {
         let emc_on = self.config.emc_insert_inv_prob != 0;
         let mut nfb = 0usize;
         let mut n_miss = 0;
-        // (megaflow, generation, group) of the previous EMC hit.
-        let mut last = (u32::MAX, 0u32, 0usize);
-        // Two simple passes rather than one big one: extraction, then EMC
-        // lookups (fewer values live at once, so less spilled to memory).
-        let per_packet = self
-            .keys
-            .iter_mut()
-            .zip(self.hashes.iter_mut())
-            .zip(self.compact.iter_mut());
-        for (pkt, ((key, hash), compact)) in batch.packets_mut().iter_mut().zip(per_packet) {
-            let port = if RECIRC { pkt.meta().in_port } else { in_port };
-            (*hash, *compact) = extract_arrived(pkt, port, key, &mut self.extract_stats, emc_on);
-        }
-        let per_packet = self
-            .keys
-            .iter()
-            .zip(self.hashes.iter())
-            .zip(self.compact.iter())
-            .zip(self.round.iter_mut());
-        for (pkt, (((key, &hash), &compact), round)) in batch.packets().iter().zip(per_packet) {
-            *round = NO_SLOT;
-            if emc_on {
-                if let Some(hit) = self.emc.lookup(key, hash, compact) {
+        // (megaflow, generation, group) of the previous EMC hit; the start
+        // value is no slot's, nor an emptied EMC entry's (u32::MAX).
+        let mut last = (u32::MAX - 1, 0u32, 0usize);
+        if emc_on {
+            // One pass: signature (or key), EMC lookup, flow batch.
+            let per_packet = self
+                .keys
+                .iter_mut()
+                .zip(self.hashes.iter_mut())
+                .zip(self.kinds.iter_mut())
+                .zip(self.round.iter_mut());
+            for (pkt, (((key, hash), kind), round)) in
+                batch.packets_mut().iter_mut().zip(per_packet)
+            {
+                let port = if RECIRC { pkt.meta().in_port } else { in_port };
+                let found = if let Some((words, h)) = emc_signature(pkt, port) {
+                    let hit = self.emc.lookup_hot(&words, h);
+                    if hit.is_none() {
+                        for (i, w) in words.iter().enumerate() {
+                            key.set_word(i, *w);
+                        }
+                        (*hash, *kind) = (h, KIND_SIG);
+                    }
+                    hit.map(|hit| (hit, words[3]))
+                } else {
+                    let (h, compact) =
+                        extract_arrived(pkt, port, key, &mut self.extract_stats, true);
+                    (*hash, *kind) = (h, compact as u8);
+                    self.emc
+                        .lookup(key, h, compact)
+                        .map(|hit| (hit, key.word(3)))
+                };
+                if let Some((hit, word3)) = found {
                     // Packets of one flow often come in a row: the previous
                     // packet already validated this megaflow and found its group.
                     let slot = if (hit.flow, hit.gen) == (last.0, last.1) {
@@ -797,14 +871,33 @@ impl<H: Upcall> Pmd<H> {
                         if let Some(fb) = self.fbs.get_mut(s) {
                             fb.n += 1;
                             fb.bytes += pkt.len() as u64;
-                            fb.tcp_flags |= key.be16_at(ofs::TCP_FLAGS);
+                            // Where keys and signatures keep the TCP flags.
+                            fb.tcp_flags |= ((word3 >> 48) as u16).swap_bytes();
                             *round = s as u8;
                             continue;
                         }
                     }
+                    // A hit on a megaflow since removed: a miss after all
+                    // (for a signature, the key slot is not filled).
+                    *kind = KIND_STALE;
                 }
+                *round = NO_SLOT;
+                n_miss += 1;
             }
-            n_miss += 1;
+        } else {
+            let per_packet = self
+                .keys
+                .iter_mut()
+                .zip(self.hashes.iter_mut())
+                .zip(self.kinds.iter_mut());
+            for (pkt, ((key, hash), kind)) in batch.packets_mut().iter_mut().zip(per_packet) {
+                let port = if RECIRC { pkt.meta().in_port } else { in_port };
+                let compact;
+                (*hash, compact) = extract_arrived(pkt, port, key, &mut self.extract_stats, false);
+                *kind = compact as u8;
+            }
+            self.round[..n].fill(NO_SLOT);
+            n_miss = n;
         }
         self.counters.emc_hits += (n - n_miss) as u64;
         if n_miss > 0 {
@@ -926,19 +1019,45 @@ impl<H: Upcall> Pmd<H> {
     /// Looks the EMC misses of a round up in the megaflow classifier, and
     /// upcalls for the rest (installing a megaflow for each).
     #[inline(never)]
-    fn handle_misses(&mut self, batch: &Batch, epoch: u64, nfb: &mut usize, emc_on: bool) {
+    fn handle_misses(&mut self, batch: &mut Batch, epoch: u64, nfb: &mut usize, emc_on: bool) {
         let cold_masks = self.flows.has_cold_masks();
         let per_packet = self
             .keys
             .iter_mut()
             .zip(self.round.iter_mut())
-            .zip(self.compact.iter());
-        for (i, (pkt, ((key, round), &compact))) in
-            batch.packets().iter().zip(per_packet).enumerate()
+            .zip(self.kinds.iter());
+        for (i, (pkt, ((key, round), &kind))) in
+            batch.packets_mut().iter_mut().zip(per_packet).enumerate()
         {
             if *round != NO_SLOT {
                 continue;
             }
+            let mut kind = kind;
+            if kind == KIND_STALE {
+                // The EMC pass left this slot as it was: look again.
+                let port = pkt.meta().in_port;
+                kind = if let Some((words, _)) = emc_signature(pkt, port) {
+                    for (i, w) in words.iter().enumerate() {
+                        key.set_word(i, *w);
+                    }
+                    KIND_SIG
+                } else {
+                    extract_arrived(pkt, port, key, &mut self.extract_stats, true).1 as u8
+                };
+            }
+            // A signature goes into the EMC; the key is made now.
+            let is_sig = kind == KIND_SIG;
+            if is_sig {
+                let mut sig = [0u64; HOT_WORDS];
+                for (i, w) in sig.iter_mut().enumerate() {
+                    *w = key.word(i);
+                    self.sig.set_word(i, *w);
+                }
+                for (i, w) in key_of_sig(&sig).into_iter().enumerate() {
+                    key.set_word(i, w);
+                }
+            }
+            let compact = kind != KIND_FULL;
             // Extraction left a compact key's cold words stale: clear them
             // before anything reads them (a subtable with cold words, the
             // EMC, translation).
@@ -956,12 +1075,27 @@ impl<H: Upcall> Pmd<H> {
                         if stale {
                             key.clear_cold();
                         }
-                        self.emc
-                            .maybe_insert(key, pkt.meta().hash, hit.flow, hit.gen);
+                        self.emc.maybe_insert(
+                            if is_sig { &self.sig } else { key },
+                            pkt.meta().hash,
+                            hit.flow,
+                            hit.gen,
+                        );
                     }
                     (hit.flow, hit.gen)
                 }
                 None => {
+                    // Upcall tokens are taken from the rx queue's bucket a
+                    // round's worth at a time; what is left goes back after it.
+                    if self.upcall_budget == 0 {
+                        self.upcall_budget =
+                            take_upcall_budget(&mut self.rxqs, self.cur_rxq, self.now_ms);
+                        if self.upcall_budget == 0 {
+                            self.counters.upcalls_limited += 1;
+                            continue;
+                        }
+                    }
+                    self.upcall_budget -= 1;
                     if stale {
                         key.clear_cold();
                     }
@@ -980,13 +1114,30 @@ impl<H: Upcall> Pmd<H> {
                     // Every megaflow is specific to its input port and recirculation pass.
                     mask.set_bytes(ofs::IN_PORT, &[0xff; 8]);
                     let acts: Arc<[DpAction]> = t.actions.into();
+                    if self.flows.is_full() {
+                        // Over the flow limit: the packet still gets its
+                        // actions (and its rules its statistics, as OVS
+                        // credits an uninstalled upcall); the next
+                        // eviction makes room.
+                        self.counters.installs_failed += 1;
+                        self.flows_full = true;
+                        credit_one(&*self.handler, &t.deps, pkt, key, self.now_ms);
+                        *round = SOLO_SLOT;
+                        self.solo.push((i, acts));
+                        continue;
+                    }
                     match self
                         .flows
                         .insert(key, &mask, acts.clone(), t.deps, t.version)
                     {
                         Ok((idx, gen)) => {
                             if emc_on {
-                                self.emc.maybe_insert(key, pkt.meta().hash, idx, gen);
+                                self.emc.maybe_insert(
+                                    if is_sig { &self.sig } else { key },
+                                    pkt.meta().hash,
+                                    idx,
+                                    gen,
+                                );
                             }
                             if self.config.simple_match && is_simple(key, &mask, &acts) {
                                 let port = key.in_port() as usize;
@@ -1001,8 +1152,10 @@ impl<H: Upcall> Pmd<H> {
                             (idx, gen)
                         }
                         Err(_) => {
-                            // Over the flow limit: the packet still gets its actions.
+                            // Over the flow limit: the packet still gets its
+                            // actions; the next eviction makes room.
                             self.counters.installs_failed += 1;
+                            self.flows_full = true;
                             *round = SOLO_SLOT;
                             self.solo.push((i, acts));
                             continue;
@@ -1018,6 +1171,10 @@ impl<H: Upcall> Pmd<H> {
                 fb.tcp_flags |= key.be16_at(ofs::TCP_FLAGS);
                 *round = s as u8;
             }
+        }
+        if self.upcall_budget > 0 {
+            return_upcall_budget(&mut self.rxqs, self.cur_rxq, self.upcall_budget);
+            self.upcall_budget = 0;
         }
     }
 
@@ -1045,7 +1202,9 @@ impl<H: Upcall> Pmd<H> {
                 total += n;
                 let port = self.rxqs[q].port;
                 let mut b = std::mem::take(&mut self.rx_batch);
+                self.cur_rxq = q;
                 self.process(&mut b, port);
+                self.cur_rxq = NO_RXQ;
                 self.rx_batch = b;
                 // The queue's load: its receive and processing (output is
                 // sent after the loop and counts as the thread's overhead).
@@ -1157,7 +1316,53 @@ impl<H: Upcall> Pmd<H> {
 
     fn housekeeping(&mut self) {
         self.flows.rank();
+        self.expire_idle_flows();
         self.sync_stats();
+    }
+
+    /// Removes megaflows idle for longer than `max-idle` (their traffic is
+    /// credited first). Called once a second, off the per-packet path.
+    pub fn expire_idle_flows(&mut self) {
+        if self.config.max_idle_ms == 0 {
+            return;
+        }
+        let Some(cutoff) = self.now_ms.checked_sub(self.config.max_idle_ms) else {
+            return;
+        };
+        let handler = &self.handler;
+        let n = self.flows.expire(cutoff, |mut f| {
+            let d = f.take_uncredited();
+            handler.credit(&f.deps, &d);
+        });
+        self.counters.flows_expired += n as u64;
+    }
+
+    /// At the flow limit (an install failed), evicts the least recently
+    /// used megaflows, an eighth of the limit, at most every
+    /// `EVICT_INTERVAL_MS`: flows that keep hitting stay, the new ones
+    /// install again. Returns how many went.
+    pub fn evict_if_full(&mut self) -> usize {
+        if !self.flows_full || self.now_ms < self.last_evict_ms + EVICT_INTERVAL_MS {
+            return 0;
+        }
+        self.flows_full = false;
+        self.last_evict_ms = self.now_ms;
+        let max = self.flows.max_flows();
+        let target = max.saturating_sub((max / EVICT_DIVISOR).max(1));
+        let handler = &self.handler;
+        let n = self.flows.evict_lru(target, |mut f| {
+            let d = f.take_uncredited();
+            handler.credit(&f.deps, &d);
+        });
+        self.counters.flows_evicted += n as u64;
+        n
+    }
+
+    /// Refreshes the PMD's millisecond clock now (tests and benchmarks that
+    /// drive [`Pmd::poll_once`] across time).
+    pub fn refresh_clock(&mut self) {
+        self.now_ms = now_ms();
+        self.clock_cycles = cycles();
     }
 
     fn handle_cmds(&mut self) -> bool {
@@ -1212,6 +1417,7 @@ impl<H: Upcall> Pmd<H> {
                 break;
             }
             let n = self.poll_once();
+            self.evict_if_full();
             if self.now_ms >= self.last_housekeeping_ms + HOUSEKEEPING_MS {
                 self.last_housekeeping_ms = self.now_ms;
                 self.housekeeping();
@@ -1231,6 +1437,38 @@ impl<H: Upcall> Pmd<H> {
         self.flush();
         self.publish();
         self.shared.exited.store(true, Ordering::Release);
+    }
+}
+
+/// Credits one packet that ran its actions without a megaflow to what its
+/// decision depended on (out of line: only at the flow limit).
+#[cold]
+#[inline(never)]
+fn credit_one<H: Upcall>(handler: &H, deps: &H::Deps, pkt: &Packet, key: &FlowKey, now_ms: u64) {
+    let one = FlowCounters {
+        packets: 1,
+        bytes: pkt.len() as u64,
+        used_ms: now_ms.max(1),
+        tcp_flags: key.be16_at(ofs::TCP_FLAGS),
+    };
+    handler.credit(deps, &one);
+}
+
+/// Takes a round's worth of upcall tokens from rx queue `rxq`'s bucket
+/// (none applies to packets not from a queue).
+#[inline(never)]
+fn take_upcall_budget(rxqs: &mut [RxqState], rxq: usize, now_ms: u64) -> u32 {
+    match rxqs.get_mut(rxq) {
+        Some(r) => r.upcalls.take_up_to(BATCH_SIZE as u32, now_ms),
+        None => BATCH_SIZE as u32,
+    }
+}
+
+/// Returns the upcall tokens a round did not use.
+#[inline(never)]
+fn return_upcall_budget(rxqs: &mut [RxqState], rxq: usize, unused: u32) {
+    if let Some(r) = rxqs.get_mut(rxq) {
+        r.upcalls.put_back(unused);
     }
 }
 

@@ -10,8 +10,8 @@ use etherparse::{
     IpAuthHeader, IpFragOffset, IpNumber, Ipv4Dscp, Ipv4Ecn, Ipv4Header, Ipv6FlowLabel, Ipv6Header,
     Ipv6RawExtHeader, SingleVlanHeader, TcpHeader, TcpOptionElement, UdpHeader, VlanId, VlanPcp,
 };
-use fvs_datapath::extract::{extract, ExtractStats};
-use fvs_datapath::key::{self, ofs, FlowKey, FRAG_ANY, FRAG_LATER, KEY_LEN, VLAN_CFI};
+use fvs_datapath::extract::{emc_signature, extract, key_of_sig, ExtractStats, SIG_MARK};
+use fvs_datapath::key::{self, ofs, FlowKey, FRAG_ANY, FRAG_LATER, HOT_WORDS, KEY_LEN, VLAN_CFI};
 use fvs_datapath::packet::{PacketPool, TunnelMeta, NO_OFS};
 use proptest::prelude::*;
 
@@ -2011,6 +2011,27 @@ proptest! {
         check_invariants(&long, &z);
     }
 
+    /// The EMC's packet signatures: where one is made, the key rebuilt from
+    /// it is the key extraction gives (so equal signatures mean equal keys),
+    /// and the metadata agree.
+    #[test]
+    fn signatures_give_the_extracted_key(
+        which in any::<prop::sample::Index>(),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut frames = plain_frames();
+        frames.extend(valid_frames());
+        let mut f = frames[which.index(frames.len())].clone();
+        let n = f.len();
+        for (at, v) in flips {
+            // Mostly the bytes that decide the fast path.
+            let at = if at.index(2) == 0 { 12 + at.index(40.min(n - 12)) } else { at.index(n) };
+            f[at] = v;
+        }
+        let f = &f[..cut.index(n + 1).max(n / 2)];
+        check_signature(f);
+    }
     #[test]
     fn mutated_length_and_type_fields_never_panic(
         which in any::<prop::sample::Index>(),
@@ -2026,6 +2047,77 @@ proptest! {
         let x = run(&f);
         check_invariants(&f, &x);
     }
+}
+
+/// Untagged IPv4 without options carrying TCP or UDP: what the EMC keys by
+/// signature.
+fn plain_frames() -> Vec<Vec<u8>> {
+    let mut tcp = TcpHeader::new(1000, 80, 7, 4096);
+    tcp.psh = true;
+    tcp.ack = true;
+    let mut with_options = tcp.clone();
+    with_options
+        .set_options(&[TcpOptionElement::MaximumSegmentSize(1460)])
+        .unwrap();
+    let mut df = ip4_hdr(64);
+    df.dont_fragment = true;
+    let ip = |ip: Ipv4Header, l4: &L4, payload: &[u8]| {
+        cat(&[&eth(key::ETH_TYPE_IP), &ipv4_l4(ip, l4, payload)])
+    };
+    vec![
+        ip(ip4_hdr(64), &L4::Tcp(tcp.clone()), b"payload"),
+        ip(df, &L4::Tcp(with_options), &[]),
+        ip(ip4_hdr(1), &L4::Udp { src: 53, dst: 5353 }, &[]),
+        pad60(ip(ip4_hdr(64), &L4::Udp { src: 1, dst: 2 }, b"x")),
+    ]
+}
+
+fn check_signature(frame: &[u8]) -> Option<u32> {
+    let mut p = pool().packet_from(frame).expect("a free buffer");
+    let (words, hash) = emc_signature(&mut p, IN_PORT)?;
+    let x = run(frame);
+    let m = p.meta();
+    assert!(words[0] & SIG_MARK != 0, "a signature is marked");
+    let key = key_of_sig(&words);
+    for (i, w) in key.iter().enumerate() {
+        assert_eq!(*w, x.key.word(i), "word {i} of {frame:02x?}");
+    }
+    for i in HOT_WORDS..KEY_LEN / 8 {
+        assert_eq!(x.key.word(i), 0, "a signature's key is compact");
+    }
+    assert_eq!((m.l3_ofs, m.l4_ofs, m.hash), (x.l3, x.l4, hash));
+    Some(hash)
+}
+
+/// Signatures are made for plain IPv4 TCP and UDP (the bulk of traffic),
+/// and their hash is the connection's: the TCP flags do not change it.
+#[test]
+fn signatures_of_tcp_and_udp_and_their_hash() {
+    for frame in plain_frames() {
+        assert!(check_signature(&frame).is_some(), "{frame:02x?}");
+    }
+    for frame in valid_frames() {
+        check_signature(&frame);
+    }
+    let hash_of = |syn: bool, ack: bool, payload: &[u8]| {
+        let mut tcp = TcpHeader::new(40000, 443, 1, 4096);
+        tcp.syn = syn;
+        tcp.ack = ack;
+        let f = cat(&[
+            &eth(key::ETH_TYPE_IP),
+            &ipv4_l4(ip4_hdr(64), &L4::Tcp(tcp), payload),
+        ]);
+        check_signature(&f).expect("a signature")
+    };
+    assert_eq!(hash_of(true, false, b""), hash_of(false, true, b"data"));
+    let udp = |dst: u16| {
+        let f = cat(&[
+            &eth(key::ETH_TYPE_IP),
+            &ipv4_l4(ip4_hdr(64), &L4::Udp { src: 5000, dst }, b"x"),
+        ]);
+        check_signature(&f).expect("a signature")
+    };
+    assert_ne!(udp(53), udp(54));
 }
 
 /// Simple match forwards without extraction but still counts TCP flags:

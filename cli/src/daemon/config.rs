@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use fvs_datapath::dpcls::DEFAULT_MAX_FLOWS;
 use fvs_datapath::pmd::PmdConfig;
 
 /// What the daemon reports for an interface.
@@ -85,6 +86,17 @@ impl GlobalCfg {
         if let Some(n) = num("pmd-sleep-max", &mut errors) {
             pmd.sleep_max_us = n.min(10_000);
         }
+        // OVS's max-idle has a minimum of 500 ms.
+        if let Some(n) = num("max-idle", &mut errors) {
+            pmd.max_idle_ms = n.max(500);
+        }
+        if let Some(n) = num("upcall-rate", &mut errors) {
+            pmd.upcall_rate = n.min(u32::MAX as u64) as u32;
+        }
+        if let Some(n) = num("upcall-burst", &mut errors) {
+            pmd.upcall_burst = n.clamp(1, u32::MAX as u64) as u32;
+        }
+        let flow_limit = num("flow-limit", &mut errors);
         let socket_mem_mb = oc
             .get("dpdk-socket-mem")
             .map(|v| {
@@ -110,10 +122,17 @@ impl GlobalCfg {
             Some("try") => DpdkInit::Try,
             _ => DpdkInit::No,
         };
+        let pmd_cores = mask("pmd-cpu-mask", &mut errors);
+        if let Some(limit) = flow_limit {
+            // flow-limit counts the whole datapath's megaflows: each PMD
+            // thread gets its share, at most OVS's per-thread 65536.
+            let n_pmds = pmd_cores.as_ref().map_or(1, Vec::len).max(1) as u64;
+            pmd.max_flows = (limit / n_pmds).clamp(1, DEFAULT_MAX_FLOWS as u64) as usize;
+        }
         let cfg = GlobalCfg {
             dpdk_init,
             socket_mem_mb,
-            pmd_cores: mask("pmd-cpu-mask", &mut errors),
+            pmd_cores,
             lcore_cores: mask("dpdk-lcore-mask", &mut errors),
             pmd,
             rxq_assign: oc
@@ -150,6 +169,37 @@ mod tests {
         assert_eq!(
             errs,
             vec!["other_config:emc-insert-inv-prob: \"x\" is not a number"]
+        );
+    }
+
+    #[test]
+    fn flow_limit_max_idle_and_upcall_rate() {
+        let cfg = |kv: &[(&str, &str)]| {
+            let oc: BTreeMap<String, String> = kv
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
+            GlobalCfg::from_other_config(&oc)
+        };
+        let (g, _) = cfg(&[]);
+        assert_eq!(g.pmd, PmdConfig::default());
+        let (g, errs) = cfg(&[
+            ("flow-limit", "1000"),
+            ("pmd-cpu-mask", "0x6"),
+            ("max-idle", "100"),
+            ("upcall-rate", "2000"),
+            ("upcall-burst", "0"),
+        ]);
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(g.pmd.max_flows, 500, "shared by two PMD threads");
+        assert_eq!(g.pmd.max_idle_ms, 500, "OVS's minimum");
+        assert_eq!((g.pmd.upcall_rate, g.pmd.upcall_burst), (2000, 1));
+        let (g, _) = cfg(&[("flow-limit", "200000")]);
+        assert_eq!(g.pmd.max_flows, DEFAULT_MAX_FLOWS, "per-thread cap");
+        let (_, errs) = cfg(&[("upcall-rate", "fast")]);
+        assert_eq!(
+            errs,
+            vec!["other_config:upcall-rate: \"fast\" is not a number"]
         );
     }
 }

@@ -556,6 +556,18 @@ fn coverage(d: &Daemon) -> Vec<(&'static str, u64)> {
         ("datapath_drop_recirc_error", c.recirc_errors),
         ("datapath_drop_invalid_port", c.tx_no_port),
         ("datapath_drop_upcall_error", c.upcalls_failed),
+        ("datapath_drop_upcall_limit", c.upcalls_limited),
+        // Actions that sent the packet nowhere (OVS's xlate drop reason).
+        ("drop_action_of_pipeline", c.dropped),
+        ("upcall_flow_limit_hit", c.installs_failed),
+        (
+            "upcall_flow_del_idle_or_limit",
+            c.flows_evicted + c.flows_expired,
+        ),
+        (
+            "rconn_overflow",
+            super::openflow::PACKET_INS_DROPPED.load(std::sync::atomic::Ordering::Relaxed),
+        ),
     ]
 }
 
