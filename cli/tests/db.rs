@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use common::{run, scratch, Scratch};
 use fvs_cli::db::{Atom, Data, Datum, Db, DbError, DbOptions, Txn, Uuid};
@@ -378,74 +378,375 @@ fn write_lines(path: &PathBuf, lines: &[String], tail: &str) {
     .unwrap();
 }
 
+fn append(path: &PathBuf, bytes: &[u8]) {
+    use std::io::Write;
+    fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(bytes)
+        .unwrap();
+}
+
+fn lock_file(path: &Path) -> PathBuf {
+    path.with_file_name(".conf.db.~lock~")
+}
+
+/// A line in the format before checksums: the JSON alone.
+fn strip_checksum(line: &str) -> String {
+    match line.rsplit_once('\t') {
+        Some((json, sum)) if sum.len() == 8 => json.to_string(),
+        _ => line.to_string(),
+    }
+}
+
+/// Byte offset of record `n` (1-based) in a journal of `lines`.
+fn offset_of(lines: &[String], n: usize) -> usize {
+    lines[..n - 1].iter().map(|l| l.len() + 1).sum()
+}
+
 #[test]
-fn torn_last_record_is_dropped_and_writing_resumes() {
-    let (_dir, path, lines, _) = journal_with("torn", 3);
-    let last = &lines[3];
-    for cut in [1, last.len() / 2, last.len() - 1] {
-        write_lines(&path, &lines[..3], &last[..cut]);
+fn records_carry_checksums() {
+    let (_dir, _path, lines, _) = journal_with("sums", 2);
+    for l in &lines {
+        let (json, sum) = l.rsplit_once('\t').expect("a checksum suffix");
+        assert_eq!(
+            u32::from_str_radix(sum, 16).unwrap(),
+            fvs_cli::db::crc32c(json.as_bytes())
+        );
+        assert!(json.starts_with('{') && json.ends_with('}'));
+    }
+    // The standard CRC-32C check value.
+    assert_eq!(fvs_cli::db::crc32c(b"123456789"), 0xe306_9283);
+}
+
+#[test]
+fn torn_write_after_the_acknowledged_end_is_dropped_and_writing_resumes() {
+    // The record being written when the process died: any bytes of it.
+    let (_d2, _p2, other, _) = journal_with("torn-src", 4);
+    let next = format!("{}\n", other[4]);
+    let mut tails: Vec<Vec<u8>> = [1, next.len() / 2, next.len() - 1]
+        .iter()
+        .map(|&cut| next.as_bytes()[..cut].to_vec())
+        .collect();
+    // Zeros where a power cut left the block unwritten, with a newline.
+    tails.push(b"\0\0\0\0\n".to_vec());
+    // A whole line whose checksum is wrong: still never acknowledged.
+    tails.push(next.replace("br3", "brZ").into_bytes());
+    for tail in tails {
+        let (_dir, path, _, _) = journal_with("torn", 3);
+        append(&path, &tail);
         let mut db = Db::open(&path).unwrap();
-        assert_eq!(bridge_names(db.data()), ["br0", "br1"], "cut at {cut}");
-        assert!(db.recovery_note().unwrap().contains("torn record 4"));
+        assert_eq!(bridge_names(db.data()), ["br0", "br1", "br2"]);
+        let note = db.recovery_note().unwrap().to_string();
+        assert!(note.contains("torn record 5 at byte offset"), "{note}");
+        assert!(note.contains("never acknowledged"), "{note}");
         // The torn bytes are gone: a new commit starts a clean line.
         let mut t = Txn::new();
         add_bridge(&mut t, db.data(), "brX");
         db.commit(&t, None).unwrap();
         drop(db);
         let db = Db::open(&path).unwrap();
-        assert_eq!(bridge_names(db.data()), ["br0", "br1", "brX"]);
+        assert_eq!(bridge_names(db.data()), ["br0", "br1", "br2", "brX"]);
         assert!(db.recovery_note().is_none());
     }
-    // A complete last line that is garbage (zeros after a power cut) too.
-    write_lines(&path, &lines[..3], "\0\0\0\0\n");
-    assert_eq!(
-        bridge_names(Db::open(&path).unwrap().data()),
-        ["br0", "br1"]
+}
+
+#[test]
+fn without_the_note_only_the_last_line_may_be_torn() {
+    // A copied file (no lock file beside it): as before the note existed.
+    let (_dir, path, lines, _) = journal_with("torn-nonote", 3);
+    let last = &lines[3];
+    for cut in [1, last.len() / 2, last.len() - 1] {
+        write_lines(&path, &lines[..3], &last[..cut]);
+        fs::remove_file(lock_file(&path)).unwrap();
+        let db = Db::open(&path).unwrap();
+        assert_eq!(bridge_names(db.data()), ["br0", "br1"], "cut at {cut}");
+        assert!(db.recovery_note().unwrap().contains("torn record 4"));
+    }
+    let mut bad = lines.clone();
+    bad[2] = bad[2].replace("br1", "brY");
+    write_lines(&path, &bad, "");
+    fs::remove_file(lock_file(&path)).unwrap();
+    let err = Db::open(&path).err().expect("refused").to_string();
+    assert!(err.contains("record 3 (byte offset"), "{err}");
+}
+
+#[test]
+fn damage_to_acknowledged_records_is_refused() {
+    let (_dir, path, lines, _) = journal_with("corrupt", 4);
+    let name = path.display().to_string();
+    let expect = |lines: &[String], tail: &str, record: usize, what: &str| {
+        write_lines(&path, lines, tail);
+        let err = Db::open(&path).err().expect("refused").to_string();
+        assert!(err.starts_with(&name), "{err}");
+        assert!(
+            err.contains(&format!("record {record} (byte offset ")),
+            "{err}"
+        );
+        assert!(err.contains(what), "{err:?} should mention {what:?}");
+        assert!(!err.contains('\n'));
+        err
+    };
+    // One flipped byte, in a middle record and in the last one: the
+    // checksum catches it although the JSON still parses.
+    for n in [3, 5] {
+        let mut bad = lines.clone();
+        bad[n - 1] = bad[n - 1].replacen("br", "bR", 1);
+        let err = expect(&bad, "", n, "checksum mismatch");
+        assert!(
+            err.contains(&format!("(byte offset {}):", offset_of(&lines, n))),
+            "{err}"
+        );
+    }
+    // A flipped bit that breaks the JSON.
+    let mut bad = lines.clone();
+    bad[2] = bad[2].replacen('{', "[", 1);
+    expect(&bad, "", 3, "checksum mismatch");
+    // A checksummed journal does not go back to records without one.
+    let mut bad = lines.clone();
+    bad[3] = strip_checksum(&bad[3]);
+    expect(&bad, "", 4, "no checksum");
+    // Truncated inside the last (acknowledged) record, or at a record
+    // boundary, or to nothing: committed transactions are missing.
+    let l = lines[4].len();
+    expect(&lines[..4], &lines[4][..l / 2], 5, "truncated");
+    let err = expect(&lines[..4], "", 5, "truncated");
+    assert!(err.contains("acknowledged"), "{err}");
+    expect(&[], "", 1, "empty file");
+    // The refused file is left as it was.
+    write_lines(&path, &lines[..4], "");
+    let before = fs::read(&path).unwrap();
+    assert!(Db::open(&path).is_err());
+    assert_eq!(fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn damage_in_files_without_checksums_is_refused() {
+    // The checks that do not need a checksum, on an old-format file.
+    let (_dir, path, lines, _) = journal_with("corrupt-old", 4);
+    let old: Vec<String> = lines.iter().map(|l| strip_checksum(l)).collect();
+    let expect = |lines: &[String], record: usize, what: &str| {
+        write_lines(&path, lines, "");
+        let _ = fs::remove_file(lock_file(&path));
+        let err = Db::open(&path).err().expect("refused").to_string();
+        assert!(
+            err.contains(&format!("record {record} (byte offset")),
+            "{err}"
+        );
+        assert!(err.contains(what), "{err:?} should mention {what:?}");
+    };
+    let mut bad = old.clone();
+    bad[2] = "this is not json".into();
+    expect(&bad, 3, "expected");
+    let mut bad = old.clone();
+    bad[2] = bad[2].replace("\"Bridge\"", "\"Nope\"");
+    expect(&bad, 3, "unknown table \"Nope\"");
+    let mut bad = old.clone();
+    bad[2] = bad[2].replace("\"internal\"", "42");
+    expect(&bad, 3, "expected string");
+    let mut bad = old.clone();
+    bad.remove(2);
+    expect(&bad, 3, "does not follow");
+    let mut bad = old.clone();
+    bad[0] = "{\"changes\":{}".into();
+    expect(&bad, 1, "EOF");
+    let mut bad = old.clone();
+    bad[0] = bad[0].replace("fvs-conf-db/1", "fvs-conf-db/9");
+    expect(&bad, 1, "unsupported format");
+    let mut bad = old.clone();
+    let l = bad[3].len();
+    bad[3].truncate(l / 2);
+    expect(&bad, 4, "EOF");
+    // The snapshot is never "torn": a file cut inside it is refused.
+    write_lines(&path, &[], &old[0][..old[0].len() / 2]);
+    let err = Db::open(&path).err().expect("refused").to_string();
+    assert!(
+        err.contains("record 1 (byte offset 0): incomplete snapshot"),
+        "{err}"
     );
 }
 
 #[test]
-fn damage_before_the_end_is_refused() {
-    let (_dir, path, lines, _) = journal_with("corrupt", 4);
-    let name = path.display().to_string();
-    let expect = |lines: &[String], record: usize, what: &str| {
-        write_lines(&path, lines, "");
-        let err = Db::open(&path).err().expect("refused").to_string();
-        assert!(err.starts_with(&name), "{err}");
-        assert!(err.contains(&format!("record {record}:")), "{err}");
-        assert!(err.contains(what), "{err:?} should mention {what:?}");
-        assert!(!err.contains('\n'));
-    };
+fn old_files_without_checksums_still_load() {
+    let (_dir, path, lines, data) = journal_with("oldformat", 3);
+    let old: Vec<String> = lines.iter().map(|l| strip_checksum(l)).collect();
+    write_lines(&path, &old, "");
+    fs::remove_file(lock_file(&path)).unwrap();
+    let mut db = Db::open(&path).unwrap();
+    assert_eq!(db.data(), &data);
+    assert!(db.recovery_note().is_none());
+    let mut t = Txn::new();
+    add_bridge(&mut t, db.data(), "brN");
+    db.commit(&t, None).unwrap();
+    drop(db);
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(
+        text.lines().last().unwrap().contains('\t'),
+        "new records are checksummed"
+    );
+    let db = Db::open(&path).unwrap();
+    assert_eq!(bridge_names(db.data()), ["br0", "br1", "br2", "brN"]);
+}
+
+#[test]
+fn check_reports_and_recover_keeps_the_valid_prefix() {
+    let (dir, path, lines, _) = journal_with("recover", 4);
+    let clean = fvs_cli::db::check(&path).unwrap();
+    assert!(clean.is_ok() && clean.torn.is_none(), "{clean:?}");
+    assert_eq!(clean.records, 5);
+    assert_eq!(clean.acknowledged, Some(clean.file_len));
     let mut bad = lines.clone();
-    bad[2] = "this is not json".into();
-    expect(&bad, 3, "expected");
-    let mut bad = lines.clone();
-    bad[2] = bad[2].replace("\"Bridge\"", "\"Nope\"");
-    expect(&bad, 3, "unknown table \"Nope\"");
-    let mut bad = lines.clone();
-    bad[2] = bad[2].replace("\"internal\"", "42");
-    expect(&bad, 3, "expected string");
-    let mut bad = lines.clone();
-    bad.remove(2);
-    expect(&bad, 3, "does not follow");
-    let mut bad = lines.clone();
-    bad[0] = "{\"changes\":{}".into();
-    expect(&bad, 1, "EOF");
-    let mut bad = lines.clone();
-    bad[0] = bad[0].replace("fvs-conf-db/1", "fvs-conf-db/9");
-    expect(&bad, 1, "unsupported format");
-    // Only a torn *last* record is forgiven: the same damage one line
-    // earlier is an error.
-    let mut bad = lines.clone();
-    let l = bad[3].len();
-    bad[3].truncate(l / 2);
-    expect(&bad, 4, "EOF");
-    expect(&[], 1, "empty file");
-    // The refused file is left as it was.
+    bad[2] = bad[2].replacen("br", "bR", 1);
     write_lines(&path, &bad, "");
-    let before = fs::read(&path).unwrap();
-    assert!(Db::open(&path).is_err());
-    assert_eq!(fs::read(&path).unwrap(), before);
+    let whole = fs::read(&path).unwrap();
+    let report = fvs_cli::db::check(&path).unwrap();
+    assert!(!report.is_ok());
+    assert_eq!(report.records, 2);
+    assert_eq!(report.valid_len as usize, offset_of(&lines, 3));
+    assert!(report
+        .problem
+        .as_ref()
+        .unwrap()
+        .to_string()
+        .contains("record 3 (byte offset"));
+    // Not while the database is open elsewhere.
+    {
+        let _ = fs::remove_file(&path);
+        let _held = Db::open(&path).unwrap();
+        assert!(matches!(
+            fvs_cli::db::recover(&path),
+            Err(DbError::Locked { .. })
+        ));
+    }
+    fs::write(&path, &whole).unwrap();
+    // The lock file's note now describes the fresh database made above;
+    // without it, recovery judges the journal alone.
+    fs::remove_file(lock_file(&path)).unwrap();
+    let rec = fvs_cli::db::recover(&path).unwrap();
+    let aside = rec.aside.clone().expect("the rest set aside");
+    assert!(aside.starts_with(&*dir));
+    assert!(aside
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("conf.db.corrupt-"));
+    let keep = offset_of(&lines, 3);
+    assert_eq!(fs::read(&aside).unwrap(), &whole[keep..]);
+    assert_eq!(fs::read(&path).unwrap(), &whole[..keep]);
+    assert_eq!(rec.removed as usize, whole.len() - keep);
+    let db = Db::open(&path).unwrap();
+    assert_eq!(bridge_names(db.data()), ["br0"]);
+    drop(db);
+    // A second run finds nothing to do.
+    let again = fvs_cli::db::recover(&path).unwrap();
+    assert!(again.aside.is_none() && again.removed == 0);
+
+    // A damaged snapshot: nothing to keep, the whole file goes aside and
+    // the next open starts a fresh database.
+    let mut bad = lines.clone();
+    bad[0] = bad[0].replacen("Open_vSwitch", "Open_vSwitcH", 1);
+    write_lines(&path, &bad, "");
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // a new name
+    let rec = fvs_cli::db::recover(&path).unwrap();
+    assert_eq!(rec.before.records, 0);
+    assert!(!path.exists());
+    let whole: String = bad.iter().map(|l| format!("{l}\n")).collect();
+    assert_eq!(fs::read(rec.aside.unwrap()).unwrap(), whole.as_bytes());
+    assert!(bridge_names(Db::open(&path).unwrap().data()).is_empty());
+}
+
+#[test]
+fn recover_after_truncation_reports_the_missing_bytes() {
+    let (_dir, path, lines, _) = journal_with("recover-trunc", 3);
+    let full = fs::metadata(&path).unwrap().len();
+    write_lines(&path, &lines[..2], "");
+    let cut = fs::metadata(&path).unwrap().len();
+    let report = fvs_cli::db::check(&path).unwrap();
+    assert!(report
+        .problem
+        .as_ref()
+        .unwrap()
+        .to_string()
+        .contains("truncated"));
+    assert_eq!(report.acknowledged, Some(full));
+    let rec = fvs_cli::db::recover(&path).unwrap();
+    assert_eq!(rec.missing, full - cut);
+    assert!(rec.aside.is_none());
+    let db = Db::open(&path).unwrap();
+    assert_eq!(bridge_names(db.data()), ["br0"]);
+}
+
+const FSIZE_CHILD: &str = "FVS_DB_FSIZE_CHILD";
+
+/// A write that fails half way (here: RLIMIT_FSIZE, EFBIG; on a full disk
+/// ENOSPC takes the same path, tests/db_faults.rs) leaves the file and the
+/// in-memory state as they were, and later commits work. Runs in a child
+/// process (this binary again) because the limit is per process.
+#[test]
+fn failed_write_changes_nothing_and_commits_resume() {
+    if let Ok(path) = std::env::var(FSIZE_CHILD) {
+        fsize_child(Path::new(&path));
+        return;
+    }
+    let (_dir, path) = db_path("fsize");
+    let o = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "failed_write_changes_nothing_and_commits_resume",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(FSIZE_CHILD, &path)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("FSIZE-CHILD-OK"), "the child ran: {out}");
+}
+
+fn set_fsize(limit: libc::rlim_t) {
+    let r = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads the struct, valid for the call.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &r) }, 0);
+}
+
+fn fsize_child(path: &Path) {
+    // SAFETY: ignoring SIGXFSZ turns the signal into an EFBIG error.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    let mut db = Db::open(path).unwrap();
+    let mut t = Txn::new();
+    add_bridge(&mut t, db.data(), "br0");
+    db.commit(&t, None).unwrap();
+    let before = db.data().clone();
+    let bytes = fs::read(path).unwrap();
+    set_fsize(bytes.len() as libc::rlim_t + 100);
+    let (root, _) = db.data().root().unwrap();
+    let mut big = Txn::new();
+    big.update(
+        "Open_vSwitch",
+        root,
+        "external_ids",
+        Datum::string_map([("big", "x".repeat(5000))]),
+    );
+    let err = db.commit(&big, None).expect_err("the write fails");
+    let msg = err.to_string();
+    assert!(msg.contains("conf.db") && msg.contains("EFBIG"), "{msg}");
+    assert_eq!(db.data(), &before, "in memory: unchanged");
+    assert_eq!(fs::read(path).unwrap(), bytes, "on disk: unchanged");
+    set_fsize(libc::RLIM_INFINITY);
+    let mut t = Txn::new();
+    add_bridge(&mut t, db.data(), "br1");
+    db.commit(&t, None).unwrap();
+    drop(db);
+    let db = Db::open(path).unwrap();
+    assert_eq!(bridge_names(db.data()), ["br0", "br1"]);
+    assert!(!db.data().config().external_ids.contains_key("big"));
+    assert!(db.recovery_note().is_none());
+    println!("FSIZE-CHILD-OK");
 }
 
 #[test]

@@ -135,7 +135,8 @@ fn run_child(path: &Path) -> usize {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn child");
-    std::thread::sleep(Duration::from_millis(5 + random_ms(60)));
+    // Up to 125 ms: enough for tens of commits even on a loaded machine.
+    std::thread::sleep(Duration::from_millis(5 + random_ms(120)));
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
     let mut text = String::new();
@@ -174,12 +175,17 @@ fn kill_9_leaves_exactly_the_committed_transactions() {
             busy_rounds += 1;
         }
         n = now;
-        // The journal is a snapshot plus whole records.
+        // The journal is a snapshot plus whole records, each JSON, a tab
+        // and its CRC-32C.
         let text = std::fs::read_to_string(&path).expect("journal");
         assert!(text.ends_with('\n'));
         assert!(text
             .lines()
-            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+            .all(|l| l.rsplit_once('\t').is_some_and(|(json, sum)| {
+                serde_json::from_str::<serde_json::Value>(json).is_ok()
+                    && u32::from_str_radix(sum, 16).ok()
+                        == Some(fvs_cli::db::crc32c(json.as_bytes()))
+            })));
     }
     assert!(
         n > ROUNDS,

@@ -186,7 +186,7 @@ impl Switch {
         self.vsctl(&args);
     }
 
-    fn env(&self, cmd: &mut Command) {
+    pub fn env(&self, cmd: &mut Command) {
         cmd.env("FVS_RUNDIR", self.dir.join("run"))
             .env("FVS_DBDIR", self.dir.join("db"))
             .env("FVS_LOGDIR", self.dir.join("log"));
@@ -206,8 +206,14 @@ impl Switch {
 
     /// Starts (or restarts) the daemon on this directory's database.
     pub fn launch(&mut self) {
+        self.launch_with(&[]);
+    }
+
+    /// `launch` with more fvs-vswitchd options (e.g. `--user=USER`).
+    pub fn launch_with(&mut self, extra: &[&str]) {
         let mut cmd = Command::new(bin("fvs-vswitchd"));
         cmd.args(["--pidfile", "--detach", "--log-file"]);
+        cmd.args(extra);
         self.env(&mut cmd);
         let o = run(&mut cmd);
         assert!(

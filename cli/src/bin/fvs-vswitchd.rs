@@ -4,14 +4,14 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use fvs_cli::daemon::run::Vswitchd;
 use fvs_cli::daemon::vlog::Vlog;
-use fvs_cli::daemon::{appctl, Daemon};
+use fvs_cli::daemon::{appctl, privs, Daemon};
 use fvs_cli::unixctl::{self, Server};
 
 const USAGE: &str = "\
@@ -25,6 +25,9 @@ Daemon options:
   --pidfile[=FILE]        create pidfile (default: $FVS_RUNDIR/fvs-vswitchd.pid)
   --no-chdir              do not chdir to '/' (accepted; fvs never changes directory)
   --monitor               accepted for compatibility
+  --user=USER[:GROUP]     after opening the database and log, run as USER
+                          (and GROUP), keeping only CAP_NET_ADMIN,
+                          CAP_NET_RAW and CAP_IPC_LOCK
 Logging options:
   --log-file[=FILE]       log to FILE (default: $FVS_LOGDIR/fvs-vswitchd.log)
   -v, --verbose           log debug messages too
@@ -69,6 +72,7 @@ struct Options {
     unixctl: PathBuf,
     db: PathBuf,
     verbose: bool,
+    user: Option<String>,
 }
 
 fn parse_args() -> Result<Option<Options>, String> {
@@ -82,8 +86,10 @@ fn parse_args() -> Result<Option<Options>, String> {
         unixctl: unixctl::default_socket(),
         db: dbdir.join("conf.db"),
         verbose: false,
+        user: None,
     };
-    for a in std::env::args().skip(1) {
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
         let (name, value) = match a.split_once('=') {
             Some((n, v)) => (n.to_string(), Some(v.to_string())),
             None => (a.clone(), None),
@@ -114,6 +120,13 @@ fn parse_args() -> Result<Option<Options>, String> {
             }
             "--unixctl" => {
                 o.unixctl = PathBuf::from(value.ok_or("option '--unixctl' requires an argument")?)
+            }
+            "--user" => {
+                o.user = Some(
+                    value
+                        .or_else(|| args.next())
+                        .ok_or("option '--user' requires an argument")?,
+                )
             }
             "--no-chdir" | "--monitor" | "--mlockall" => {}
             "-v" | "--verbose" => o.verbose = true,
@@ -211,27 +224,75 @@ fn main() -> ExitCode {
     match start(&opts, &mut ready) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            report(&mut ready, &e);
-            eprintln!("fvs-vswitchd: {e}");
+            // Detached, the waiting parent prints it (once); else we do.
+            if ready.is_some() {
+                report(&mut ready, &e);
+            } else {
+                eprintln!("fvs-vswitchd: {e}");
+            }
             ExitCode::from(1)
         }
     }
 }
 
+/// Creates `dir` and its missing parents; returns the ones it created.
+fn mkdirs(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let missing: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("{}: cannot create directory ({e})", dir.display()))?;
+    Ok(missing)
+}
+
+/// Hands what the daemon keeps using to `--user`'s USER, then becomes it:
+/// the directories it created now and its own run/db/log directories (as
+/// OVS's ovs-ctl does for --ovs-user), and the files it opened as root.
+fn become_user(
+    t: &privs::Target,
+    opts: &Options,
+    created: &[PathBuf],
+    db_files: &[PathBuf],
+) -> Result<(), String> {
+    let own_dirs = [
+        unixctl::rundir(),
+        env_dir("FVS_DBDIR", "/etc/fvs"),
+        env_dir("FVS_LOGDIR", "/var/log/fvs"),
+    ];
+    let mut paths: Vec<PathBuf> = created.to_vec();
+    paths.extend(own_dirs.into_iter().filter(|d| d.is_dir()));
+    paths.extend(db_files.iter().cloned());
+    paths.extend(opts.log_file.iter().cloned());
+    paths.extend(opts.pidfile.iter().cloned());
+    for p in &paths {
+        privs::chown(p, t)?;
+    }
+    privs::drop_to(t)
+}
+
 fn start(opts: &Options, ready: &mut Option<OwnedFd>) -> Result<(), String> {
+    // Files and sockets made from here on give others no access (0750
+    // sockets and directories, 0640 files).
+    // SAFETY: umask only sets the process's file mode creation mask.
+    unsafe { libc::umask(0o027) };
+    let target = opts.user.as_deref().map(privs::resolve).transpose()?;
+    // SAFETY: geteuid has no preconditions.
+    if target.is_some() && unsafe { libc::geteuid() } != 0 {
+        return Err("--user: only root can use --user option".into());
+    }
+    let mut created = Vec::new();
     for dir in [
         opts.unixctl.parent(),
         opts.pidfile.as_deref().and_then(|p| p.parent()),
+        opts.log_file.as_deref().and_then(|p| p.parent()),
+        opts.db.parent(),
     ]
     .into_iter()
     .flatten()
     {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("{}: cannot create directory ({e})", dir.display()))?;
-    }
-    if let Some(dir) = opts.log_file.as_deref().and_then(|p| p.parent()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("{}: cannot create directory ({e})", dir.display()))?;
+        created.extend(mkdirs(dir)?);
     }
     let log = Arc::new(Vlog::new(opts.log_file.clone(), !opts.detach).map_err(|e| {
         format!(
@@ -243,9 +304,27 @@ fn start(opts: &Options, ready: &mut Option<OwnedFd>) -> Result<(), String> {
         let _ = log.set("ANY:dbg");
     }
     let db = Vswitchd::open_db(&opts.db)?;
+    if let Some(note) = db.recovery_note() {
+        log.warn("ovsdb", note);
+    }
     if let Some(p) = &opts.pidfile {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    if let Some(t) = &target {
+        // Before any thread exists: credentials and capabilities are per
+        // thread, and every thread started later inherits these.
+        become_user(t, opts, &created, &[opts.db.clone(), db.lock_path()])?;
+        log.info(
+            "vswitchd",
+            &format!(
+                "running as user {} (uid {}, gid {}), capabilities {}",
+                t.user,
+                t.uid,
+                t.gid,
+                privs::KEPT.map(|(_, n)| n).join(", ")
+            ),
+        );
     }
     install_signal(libc::SIGTERM, on_stop);
     install_signal(libc::SIGINT, on_stop);

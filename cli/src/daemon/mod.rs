@@ -8,6 +8,7 @@ pub mod dbsync;
 pub mod ofctl;
 pub mod openflow;
 pub mod overlay;
+pub mod privs;
 pub mod run;
 pub mod tunnel;
 pub mod vlog;

@@ -266,6 +266,12 @@ impl Vswitchd {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("{}: cannot create directory ({e})", dir.display()))?;
         }
-        Db::open(path).map_err(|e| e.to_string())
+        Db::open(path).map_err(|e| match e {
+            DbError::Corrupt { .. } => format!(
+                "{e}; refusing to start (`fvs-dbtool check {0}` reports, `fvs-dbtool recover {0}` keeps the valid prefix)",
+                path.display()
+            ),
+            e => e.to_string(),
+        })
     }
 }

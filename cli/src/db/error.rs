@@ -6,18 +6,21 @@ use super::value::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// The file could not be read, written or synced.
-    #[error("{}: {source}", path.display())]
+    /// The file could not be read, written or synced (the errno's name,
+    /// e.g. ENOSPC, follows the message so scripts and people can match it).
+    #[error("{}: {source}{}", path.display(), errno_suffix(source))]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
 
     /// The file holds something other than committed transactions.
-    #[error("{}: record {record}: {reason}", path.display())]
+    #[error("{}: record {record} (byte offset {offset}): {reason}", path.display())]
     Corrupt {
         path: PathBuf,
         record: usize,
+        /// Where the record starts in the file.
+        offset: u64,
         reason: String,
     },
 
@@ -63,6 +66,20 @@ pub enum DbError {
     /// OVSDB's "constraint violation" for indexes and row counts.
     #[error("constraint violation: {0}")]
     Constraint(String),
+}
+
+/// " (ENOSPC)" and the like for the errors a disk gives; empty otherwise.
+fn errno_suffix(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) => " (ENOSPC)",
+        Some(libc::EDQUOT) => " (EDQUOT)",
+        Some(libc::EFBIG) => " (EFBIG)",
+        Some(libc::EIO) => " (EIO)",
+        Some(libc::EROFS) => " (EROFS)",
+        Some(libc::EACCES) => " (EACCES)",
+        Some(libc::EPERM) => " (EPERM)",
+        _ => "",
+    }
 }
 
 impl DbError {

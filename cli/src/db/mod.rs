@@ -53,7 +53,7 @@ pub use config::{BridgeConfig, ControllerConfig, InterfaceConfig, PortConfig, Sw
 pub use data::{Changes, Data, Op, Row, Txn};
 pub use error::DbError;
 pub use schema::{schema, BaseType, ColumnSchema, Schema, TableSchema, Type};
-pub use store::{Commit, Db, DbOptions};
+pub use store::{check, crc32c, recover, CheckReport, Commit, Db, DbOptions, Recovery};
 pub use value::{
     check_constraints, is_delim, json_string, parse_atom, parse_token, Atom, AtomicType, Datum,
     Symbol, Symtab, Uuid,
