@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
+use fvs_cli::args;
 use fvs_cli::unixctl::{self, UnixctlError};
 
 const USAGE: &str = "\
@@ -22,57 +22,36 @@ Other options:
   -V, --version       Display ovs-appctl version information";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut target = "fvs-vswitchd".to_string();
-    let mut timeout = None;
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        let value = |i: &mut usize, name: &str| -> Result<String, String> {
-            if let Some(v) = a.split_once('=').map(|(_, v)| v.to_string()) {
-                return Ok(v);
-            }
-            *i += 1;
-            args.get(*i)
-                .cloned()
-                .ok_or_else(|| format!("option '{name}' requires an argument"))
-        };
-        let r = match a.as_str() {
-            "-t" | "--target" => value(&mut i, "--target").map(|v| target = v),
-            s if s.starts_with("--target=") => value(&mut i, "--target").map(|v| target = v),
-            "-T" | "--timeout" => {
-                value(&mut i, "--timeout").and_then(|v| set_timeout(&v, &mut timeout))
-            }
-            s if s.starts_with("--timeout=") => {
-                value(&mut i, "--timeout").and_then(|v| set_timeout(&v, &mut timeout))
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            "-V" | "--version" => {
-                println!("fvs-appctl (Ferrous vSwitch) {}", env!("CARGO_PKG_VERSION"));
-                return ExitCode::SUCCESS;
-            }
-            s if s.starts_with('-') => Err(format!("unrecognized option '{s}'")),
-            _ => break,
-        };
-        if let Err(e) = r {
+    let args = match args::from_env() {
+        Ok(a) => a,
+        Err(e) => {
             eprintln!("fvs-appctl: {e}");
             return ExitCode::from(1);
         }
-        i += 1;
-    }
-    let Some(cmd) = args.get(i) else {
-        eprintln!("fvs-appctl: at least one non-option argument is required (use --help for help)");
-        return ExitCode::from(1);
     };
-    let params = args[i + 1..]
-        .iter()
-        .map(|s| serde_json::Value::String(s.clone()))
-        .collect();
+    let (target, timeout, cmd, params) = match args::appctl(&args) {
+        Ok(args::Appctl::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(args::Appctl::Version) => {
+            println!("fvs-appctl (Ferrous vSwitch) {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Ok(args::Appctl::Call {
+            target,
+            timeout,
+            cmd,
+            params,
+        }) => (target, timeout, cmd, params),
+        Err(e) => {
+            eprintln!("fvs-appctl: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let params = params.into_iter().map(serde_json::Value::String).collect();
     let path: PathBuf = unixctl::resolve_target(&target);
-    match unixctl::call(&path, cmd, params, timeout) {
+    match unixctl::call(&path, &cmd, params, timeout) {
         Ok(serde_json::Value::String(s)) => {
             print!("{s}");
             ExitCode::SUCCESS
@@ -96,12 +75,4 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-fn set_timeout(v: &str, t: &mut Option<Duration>) -> Result<(), String> {
-    let secs: u64 = v
-        .parse()
-        .map_err(|_| format!("value {v} on --timeout is invalid"))?;
-    *t = (secs > 0).then(|| Duration::from_secs(secs));
-    Ok(())
 }

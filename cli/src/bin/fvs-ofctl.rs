@@ -4,10 +4,9 @@
 
 use std::io::Read;
 use std::process::ExitCode;
-use std::time::Duration;
 
+use fvs_cli::args;
 use fvs_cli::daemon::ofctl::{self, Client, DiffSource, OfctlOptions, SocketTransport};
-use fvs_ofproto::ofp;
 
 const USAGE: &str = "\
 fvs-ofctl: OpenFlow switch management utility (Ferrous vSwitch)
@@ -37,18 +36,6 @@ Options:
   -O, --protocols=VERSIONS    OpenFlow10 and/or OpenFlow13
   -t, --timeout=SECS          give up after SECS seconds
   -h, --help                  display this help message";
-
-/// Commands and how many words follow the command (min, max).
-fn arity(cmd: &str) -> Option<(usize, usize)> {
-    Some(match cmd {
-        "show" | "dump-tables" => (1, 1),
-        "dump-ports" | "dump-flows" | "dump-aggregate" | "del-flows" | "del-groups"
-        | "dump-groups" | "dump-group-stats" => (1, 2),
-        "add-flow" | "add-flows" | "mod-flows" | "replace-flows" | "diff-flows" | "add-group"
-        | "add-groups" | "mod-group" => (2, 2),
-        _ => return None,
-    })
-}
 
 fn read_source(path: &str) -> Result<String, String> {
     let mut text = String::new();
@@ -85,57 +72,22 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<String, String> {
-    let mut flags = Vec::new();
-    let mut words = Vec::new();
-    let mut timeout = None;
-    let mut versions = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "-h" | "--help" => return Ok(format!("{USAGE}\n")),
-            "-V" | "--version" => {
-                return Ok(format!(
-                    "fvs-ofctl (Ferrous vSwitch) {}\nOpenFlow versions 0x1, 0x4\n",
-                    env!("CARGO_PKG_VERSION")
-                ))
-            }
-            "--strict" | "--no-stats" | "--names" | "--no-names" | "--readd" => flags.push(a),
-            "-O" | "--protocols" => {
-                let v = args.next().ok_or("option '-O' requires an argument")?;
-                versions = Some(ofp::versions_from_option(&v)?);
-            }
-            "-t" | "--timeout" => {
-                let v = args
-                    .next()
-                    .ok_or("option '--timeout' requires an argument")?;
-                timeout = Some(parse_timeout(&v)?);
-            }
-            s if s.starts_with("--protocols=") => {
-                versions = Some(ofp::versions_from_option(&s["--protocols=".len()..])?)
-            }
-            s if s.starts_with("-O") && s.len() > 2 => {
-                versions = Some(ofp::versions_from_option(&s[2..])?)
-            }
-            s if s.starts_with("--timeout=") => {
-                timeout = Some(parse_timeout(&s["--timeout=".len()..])?)
-            }
-            s if s.starts_with('-') && s.len() > 1 && words.is_empty() => {
-                return Err(format!("unrecognized option '{s}'"))
-            }
-            _ => words.push(a),
+    let (flags, timeout, versions, cmd, rest) = match args::ofctl(args::from_env()?)? {
+        args::Ofctl::Help => return Ok(format!("{USAGE}\n")),
+        args::Ofctl::Version => {
+            return Ok(format!(
+                "fvs-ofctl (Ferrous vSwitch) {}\nOpenFlow versions 0x1, 0x4\n",
+                env!("CARGO_PKG_VERSION")
+            ))
         }
-    }
-    let Some((cmd, rest)) = words.split_first() else {
-        return Err("missing command name; use --help for help".into());
+        args::Ofctl::Run {
+            flags,
+            timeout,
+            versions,
+            cmd,
+            rest,
+        } => (flags, timeout, versions, cmd, rest),
     };
-    let (min, max) =
-        arity(cmd).ok_or_else(|| format!("unknown command '{cmd}'; use --help for help"))?;
-    if rest.len() < min {
-        return Err(format!("'{cmd}' command requires at least {min} arguments"));
-    }
-    if rest.len() > max {
-        return Err(format!("'{cmd}' command takes at most {max} arguments"));
-    }
     let mut opts = OfctlOptions::parse(&flags);
     opts.versions = versions;
     opts.timeout = timeout;
@@ -146,11 +98,12 @@ fn run() -> Result<String, String> {
             target,
         )
     };
+    let rest = &rest[..];
     match cmd.as_str() {
         "add-flows" | "replace-flows" | "add-groups" => {
             let file = &rest[1];
             let text = read_source(file)?;
-            ofctl::run_with(&mut connect, cmd, &rest[0], &[text], &opts)
+            ofctl::run_with(&mut connect, &cmd, &rest[0], &[text], &opts)
                 .map_err(|e| with_file(&e, file))
         }
         "diff-flows" => {
@@ -168,7 +121,7 @@ fn run() -> Result<String, String> {
             }
             ofctl::diff_sources(&mut connect, &sources, &opts)
         }
-        _ => ofctl::run_with(&mut connect, cmd, &rest[0], &rest[1..], &opts),
+        _ => ofctl::run_with(&mut connect, &cmd, &rest[0], &rest[1..], &opts),
     }
 }
 
@@ -178,10 +131,4 @@ fn with_file(e: &str, file: &str) -> String {
         Some((n, msg)) if n.chars().all(|c| c.is_ascii_digit()) => format!("{file}:{n}: {msg}"),
         _ => e.to_string(),
     }
-}
-
-fn parse_timeout(v: &str) -> Result<Duration, String> {
-    v.parse::<u64>()
-        .map(Duration::from_secs)
-        .map_err(|_| format!("value {v} on -t or --timeout is invalid"))
 }

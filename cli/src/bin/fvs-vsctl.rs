@@ -20,8 +20,7 @@ use serde_json::{json, Value};
 const MAX_ATTEMPTS: usize = 100;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
+    match fvs_cli::args::from_env().and_then(|args| run(&args)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("fvs-vsctl: {e}");

@@ -676,7 +676,9 @@ fn encode_common_nx(a: &OfAction, version: u8, w: &mut Writer) -> Result<bool, U
                     .u8(0);
             }
         }
-        OfAction::DecTtl { controller_ids } if !matches!(controller_ids.as_slice(), [] | [0]) => {
+        // Only [0] is the plain action: an empty list (a controller may send
+        // one) would come back as [0], a packet-in nobody asked for.
+        OfAction::DecTtl { controller_ids } if controller_ids.as_slice() != [0] => {
             let start = w.len();
             nx_header(w, 0, NXAST_DEC_TTL_CNT_IDS);
             w.u16(controller_ids.len() as u16).zeros(4);

@@ -133,8 +133,11 @@ pub fn parse_group_mod(
     }
     if let Some(mut rest) = buckets {
         while let Some(body) = rest.strip_prefix("bucket=") {
-            let end = find_bucket(&body[1.min(body.len())..])
-                .map(|i| i + 1)
+            // Look past the bucket's first character (a whole one: the
+            // text may be anything).
+            let skip = body.chars().next().map_or(0, char::len_utf8);
+            let end = find_bucket(&body[skip..])
+                .map(|i| i + skip)
                 .unwrap_or(body.len());
             let text = body[..end].trim_end_matches(',');
             gm.buckets.push(parse_bucket(text, ports)?);
@@ -152,7 +155,8 @@ fn find_bucket(s: &str) -> Option<usize> {
         match b[i] {
             b'(' => depth += 1,
             b')' => depth -= 1,
-            _ if depth == 0 && s[i..].starts_with("bucket=") && (i == 0 || b[i - 1] == b',') => {
+            // Bytes, not `s[i..]`: i need not be a character boundary.
+            _ if depth == 0 && b[i..].starts_with(b"bucket=") && (i == 0 || b[i - 1] == b',') => {
                 return Some(i)
             }
             _ => {}

@@ -33,7 +33,7 @@ use fvs_datapath::packet::{Batch, Packet, PacketPool, BATCH_SIZE, DATA_ROOM};
 
 use super::device::{QueueStats, Shared, VringCell, VringState, NO_PAIR};
 use super::vring::{
-    need_event, walk_chain, Ring, RingError, Seg, AVAIL_F_NO_INTERRUPT, DESC_F_WRITE,
+    need_event, walk_chain_from, Desc, Ring, RingError, Seg, AVAIL_F_NO_INTERRUPT, DESC_F_WRITE,
 };
 use super::MAX_QUEUE_PAIRS;
 
@@ -278,13 +278,14 @@ fn copy_from_chain(
         unsafe { std::ptr::copy_nonoverlapping(src.add(hdr), dst.as_mut_ptr(), len - hdr) };
         return Ok(len - hdr);
     }
-    copy_from_chain_slow(ring, head, indirect, hdr, pkt, hint)
+    // The descriptor already read goes on: never read twice.
+    copy_from_chain_slow(ring, d, indirect, hdr, pkt, hint)
 }
 
 #[inline(never)]
 fn copy_from_chain_slow(
     ring: &Ring,
-    head: u16,
+    head: Desc,
     indirect: bool,
     hdr: usize,
     pkt: &mut Packet,
@@ -293,7 +294,7 @@ fn copy_from_chain_slow(
     let mut skip = hdr;
     let mut total = 0usize;
     let mut seen = 0usize;
-    walk_chain(ring, head, indirect, hint, |s: Seg| {
+    walk_chain_from(ring, head, indirect, hint, |s: Seg| {
         if s.write {
             return Err(RingError::WriteInTx);
         }
@@ -461,6 +462,7 @@ fn enqueue(
             } else {
                 put_slow(
                     ring,
+                    (head, d),
                     p.data(),
                     hdr,
                     mrg,
@@ -555,6 +557,7 @@ unsafe fn write_hdr(dst: *mut u8, hdr: usize, num_buffers: u16) {
 #[inline(never)]
 fn put_slow(
     ring: &Ring,
+    first: (u16, Desc),
     data: &[u8],
     hdr: usize,
     mrg: bool,
@@ -582,11 +585,28 @@ fn put_slow(
         if nbufs == usize::from(*free) || nbufs == MAX_SEGS {
             break;
         }
-        let head = ring.avail_entry(avail);
+        // The first buffer's head and descriptor were read by the caller
+        // (and the head checked): they are not read again.
+        let (head, d) = if nbufs == 0 {
+            first
+        } else {
+            let head = ring.avail_entry(avail);
+            if head as u32 >= ring.size() {
+                // As walk_chain would say: this chain is bad, the ring goes on.
+                bad = Some(RingError::HeadOutOfRange {
+                    head,
+                    size: ring.size() as u16,
+                });
+                bufs[nbufs] = (head, nsegs, 0);
+                nbufs += 1;
+                break;
+            }
+            (head, ring.desc(head))
+        };
         avail = avail.wrapping_add(1);
-        let first = nsegs;
+        let first_seg = nsegs;
         let mut this = 0usize;
-        let r = walk_chain(ring, head, indirect, hint, |s: Seg| {
+        let r = walk_chain_from(ring, d, indirect, hint, |s: Seg| {
             if !s.write {
                 return Err(RingError::ReadInRx);
             }
@@ -598,7 +618,7 @@ fn put_slow(
             this += s.len as usize;
             Ok(true)
         });
-        bufs[nbufs] = (head, first, this);
+        bufs[nbufs] = (head, first_seg, this);
         nbufs += 1;
         if let Err(e) = r {
             bad = Some(e);

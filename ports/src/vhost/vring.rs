@@ -282,7 +282,7 @@ pub fn walk_chain(
     head: u16,
     indirect_ok: bool,
     hint: &mut usize,
-    mut f: impl FnMut(Seg) -> Result<bool, RingError>,
+    f: impl FnMut(Seg) -> Result<bool, RingError>,
 ) -> Result<(), RingError> {
     if head as u32 >= ring.size32 {
         return Err(RingError::HeadOutOfRange {
@@ -290,16 +290,33 @@ pub fn walk_chain(
             size: ring.size32 as u16,
         });
     }
+    walk_chain_from(ring, ring.desc(head), indirect_ok, hint, f)
+}
+
+/// [`walk_chain`] from a head descriptor the caller has already read (and
+/// checked the head index of). Each descriptor is read from guest memory
+/// once, into a local, before its fields are checked and used: reading the
+/// head again here could see other values than the caller decided on.
+#[inline]
+pub fn walk_chain_from(
+    ring: &Ring,
+    head_desc: Desc,
+    indirect_ok: bool,
+    hint: &mut usize,
+    mut f: impl FnMut(Seg) -> Result<bool, RingError>,
+) -> Result<(), RingError> {
     let mem = ring.mem();
     // The table being walked: None for the main one.
     let mut table: Option<(*const u8, u32)> = None;
     let mut len = ring.size32;
-    let mut idx = head as u32;
+    let mut idx = 0u32;
     let mut seen = 0u32;
+    let mut first = Some(head_desc);
     loop {
-        let d = match table {
-            None => ring.desc(idx as u16),
-            Some((t, _)) => indirect_desc(t, idx),
+        let d = match (first.take(), table) {
+            (Some(d), _) => d,
+            (None, None) => ring.desc(idx as u16),
+            (None, Some((t, _))) => indirect_desc(t, idx),
         };
         seen += 1;
         if seen > len {
@@ -366,6 +383,97 @@ pub fn need_event(event: u16, new: u16, old: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vhost::memory::{memfd, GuestMemory};
+    use crate::vhost::msg::MemRegion;
+    use std::fs::File;
+    use std::os::unix::fs::FileExt;
+
+    /// One 64 KiB region at guest address 0 (frontend address 0x10000),
+    /// the file behind it (for writes a test can make mid-walk), and a ring
+    /// of `size` entries with its descriptor table at guest address 0.
+    fn guest(size: u32) -> (File, Ring) {
+        let fd = memfd("vring-test", 1 << 16).unwrap();
+        let file = File::from(fd.try_clone().unwrap());
+        let region = MemRegion {
+            gpa: 0,
+            size: 1 << 16,
+            uva: 0x10000,
+            mmap_offset: 0,
+        };
+        let mem = GuestMemory::map(&[region], &[fd]).unwrap();
+        let a = VringAddr {
+            desc: 0x10000,
+            avail: 0x12000,
+            used: 0x13000,
+            ..VringAddr::default()
+        };
+        (file, Ring::new(Arc::new(mem), &a, size).unwrap())
+    }
+
+    fn put(f: &File, at: u64, d: Desc) {
+        let mut b = [0u8; 16];
+        b[0..8].copy_from_slice(&d.addr.to_le_bytes());
+        b[8..12].copy_from_slice(&d.len.to_le_bytes());
+        b[12..14].copy_from_slice(&d.flags.to_le_bytes());
+        b[14..16].copy_from_slice(&d.next.to_le_bytes());
+        f.write_all_at(&b, at).unwrap();
+    }
+
+    fn desc(addr: u64, len: u32, flags: u16, next: u16) -> Desc {
+        Desc {
+            addr,
+            len,
+            flags,
+            next,
+        }
+    }
+
+    /// A descriptor the walker has used is never read again: the head it is
+    /// handed is not looked up in the table, and descriptors the guest
+    /// rewrites after their segment was delivered (here, into loops onto
+    /// themselves with other lengths and flags) change nothing.
+    #[test]
+    fn descriptors_are_read_once() {
+        const N: u16 = DESC_F_NEXT;
+        let (f, ring) = guest(8);
+        // Slot 0 holds garbage: the caller read the real head already.
+        put(&f, 0, desc(0xdead_0000, 7, DESC_F_INDIRECT | N, 7));
+        put(&f, 16, desc(0x1100, 20, N, 2));
+        put(&f, 32, desc(0x1200, 30, 0, 0));
+        let mut lens = Vec::new();
+        walk_chain_from(&ring, desc(0x1000, 10, N, 1), false, &mut 0, |s| {
+            lens.push((s.len, s.write));
+            let i = lens.len() as u16 - 1;
+            put(&f, 16 * u64::from(i), desc(0x1000, 1, N | DESC_F_WRITE, i));
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(lens, [(10, false), (20, false), (30, false)]);
+
+        // An indirect table at 0x800: its entries and the descriptor that
+        // points at it, rewritten as they are used.
+        put(&f, 0, desc(0x800, 48, DESC_F_INDIRECT, 0));
+        for (i, d) in [
+            desc(0x1000, 11, N, 1),
+            desc(0x1100, 22, N, 2),
+            desc(0x1200, 33, 0, 0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            put(&f, 0x800 + 16 * i as u64, d);
+        }
+        let mut lens = Vec::new();
+        walk_chain(&ring, 0, true, &mut 0, |s| {
+            lens.push(s.len);
+            let i = lens.len() as u16 - 1;
+            put(&f, 0x800 + 16 * u64::from(i), desc(0x1000, 1, N, i));
+            put(&f, 0, desc(0x900, 16, DESC_F_INDIRECT, 0));
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(lens, [11, 22, 33]);
+    }
 
     #[test]
     fn need_event_matches_the_spec() {
