@@ -208,6 +208,16 @@ impl Testpmd {
         self.launch();
     }
 
+    /// Kills testpmd with SIGKILL (no goodbye: its rings stop mid-burst).
+    pub fn kill9(&mut self) {
+        self.stdin = None;
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", self.prefix));
+    }
+
     /// Quits (politely, then by signal); removes its runtime directory.
     pub fn stop(&mut self) {
         if let Some(mut s) = self.stdin.take() {

@@ -47,8 +47,19 @@ const DEFAULT_PROBE: Duration = Duration::from_secs(5);
 /// Default and first reconnection back-off.
 const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(8);
 const MIN_BACKOFF: Duration = Duration::from_secs(1);
-/// Output queued for a connection beyond which packet-ins are dropped.
+/// Output queued for a connection beyond which packet-ins are dropped
+/// (and counted, OVS's `rconn_overflow`) and its requests are left unread
+/// until the peer reads its replies: OVS's rconn backlog bound, so a peer
+/// that floods requests without reading cannot grow our memory.
 const MAX_QUEUED: usize = 4 << 20;
+/// Input buffered for a connection beyond which it is not read.
+const MAX_INBUF: usize = 1 << 20;
+/// Messages of one connection handled per round, so that one flooding peer
+/// cannot hold up the others (OVS handles 50 per ofconn_run).
+const MAX_MSGS_PER_ROUND: usize = 100;
+
+/// Packet-ins dropped because their connection's backlog was full.
+pub static PACKET_INS_DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The path of a bridge's management socket.
 pub fn mgmt_path(bridge: &str) -> PathBuf {
@@ -460,6 +471,8 @@ struct Worker {
     dpids: HashMap<String, u64>,
     last_scan: Instant,
     passive_errors: HashMap<Uuid, String>,
+    /// Some connection has whole messages left to handle (poll without waiting).
+    input_pending: bool,
 }
 
 #[derive(Default)]
@@ -486,6 +499,7 @@ impl Worker {
             dpids: HashMap::new(),
             last_scan: Instant::now() - PORT_SCAN,
             passive_errors: HashMap::new(),
+            input_pending: false,
         }
     }
 
@@ -763,7 +777,12 @@ impl Worker {
             });
         }
         for c in &self.conns {
-            let mut events = libc::POLLIN;
+            // A connection with a full backlog is not read until it drains.
+            let mut events = if c.out.len() > MAX_QUEUED || c.inbuf.len() > MAX_INBUF {
+                0
+            } else {
+                libc::POLLIN
+            };
             if !c.out.is_empty() {
                 events |= libc::POLLOUT;
             }
@@ -773,10 +792,14 @@ impl Worker {
                 revents: 0,
             });
         }
+        let wait = if self.input_pending { 0 } else { POLL_MS };
         // SAFETY: `fds` is a live, correctly sized array of pollfd for the
         // duration of the call; poll only writes their `revents`.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, POLL_MS) };
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, wait) };
         if n <= 0 {
+            if self.input_pending {
+                self.process_input();
+            }
             return;
         }
         let nl = self.listeners.len();
@@ -795,7 +818,9 @@ impl Worker {
             if re == 0 {
                 continue;
             }
-            if re & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+            if re & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
+                && c.inbuf.len() <= MAX_INBUF
+            {
                 loop {
                     match c.stream.read(&mut buf) {
                         Ok(0) => {
@@ -806,7 +831,7 @@ impl Worker {
                             c.inbuf.extend_from_slice(&buf[..n]);
                             c.last_rx = Instant::now();
                             c.probed = false;
-                            if c.inbuf.len() > 1 << 20 {
+                            if c.inbuf.len() > MAX_INBUF {
                                 break;
                             }
                         }
@@ -829,12 +854,25 @@ impl Worker {
     fn process_input(&mut self) {
         let daemon = self.shared.daemon.clone();
         let mut events = Vec::new();
+        self.input_pending = false;
         for i in 0..self.conns.len() {
+            let mut budget = MAX_MSGS_PER_ROUND;
             loop {
                 let c = &mut self.conns[i];
                 if c.session.is_closed() {
                     break;
                 }
+                if budget == 0 || c.out.len() > MAX_QUEUED {
+                    // The rest waits for the next round (or for the peer to
+                    // read its replies).
+                    let whole =
+                        matches!(msg::frame_len(&c.inbuf), Some(Ok(n)) if c.inbuf.len() >= n);
+                    if budget == 0 && whole {
+                        self.input_pending = true;
+                    }
+                    break;
+                }
+                budget -= 1;
                 let n = match msg::frame_len(&c.inbuf) {
                     None => break,
                     Some(Err(e)) => {
@@ -922,6 +960,7 @@ impl Worker {
                 let Some(name) = name else { continue };
                 for c in self.conns.iter_mut().filter(|c| &c.bridge == name) {
                     if c.out.len() > MAX_QUEUED {
+                        PACKET_INS_DROPPED.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
                     if c.session.packet_in(pi) {
