@@ -29,6 +29,8 @@ command -v dpdk-testpmd >/dev/null 2>&1 || packages+=(dpdk-dev)
 command -v etcd >/dev/null 2>&1 || packages+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || packages+=(etcd-client)
 command -v ethtool >/dev/null 2>&1 || packages+=(ethtool)
+# Least privilege (tests/least_privilege.rs): a system user made for the test.
+command -v useradd >/dev/null 2>&1 || packages+=(passwd)
 # CNI plugin tests (tests/cni_e2e.rs): host-local IPAM, which fvs-cni delegates to.
 [ -x /usr/lib/cni/host-local ] || packages+=(containernetworking-plugins)
 if ! command -v tshark >/dev/null 2>&1; then
@@ -97,3 +99,26 @@ cargo bench --workspace --no-run --quiet
 for scenario in extract_tcp4 emc_hit megaflow1 megaflow4 megaflow16 upcall vhost_p2p; do
     cargo bench --quiet --bench instructions -- "$scenario" 20 >/dev/null
 done
+# Fuzz targets (fuzz/README.md): cargo-fuzz with nightly flags allowed by
+# RUSTC_BOOTSTRAP. Each target replays its committed corpus, then runs on
+# new inputs for a few seconds (new finds go to a scratch directory).
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+(
+    cd fuzz
+    export RUSTC_BOOTSTRAP=1
+    cargo fuzz build
+    scratch=$(mktemp -d)
+    trap 'rm -rf "$scratch"' EXIT
+    for t in $(cargo fuzz list); do
+        mkdir -p "$scratch/$t"
+        if ! cargo fuzz run "$t" "$scratch/$t" "corpus/$t" -- -max_total_time=15 \
+            -print_final_stats=1 -artifact_prefix="$scratch/" >"$scratch/$t.log" 2>&1; then
+            tail -n 40 "$scratch/$t.log" >&2
+            echo "fuzz target $t failed" >&2
+            exit 1
+        fi
+        echo "fuzz $t: $(grep -h '^stat::number_of_executed_units' "$scratch/$t.log")"
+    done
+    # db_load's scratch databases (one directory per fuzzer process).
+    rm -rf /dev/shm/fvs-fuzz-db-*
+)
