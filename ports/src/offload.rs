@@ -128,9 +128,18 @@ struct Plan {
     mss: usize,
     v4: bool,
     tcp: bool,
+    /// The outer headers of a UDP tunnel super-frame (`l3`, `l4`: inner).
+    outer: Option<Outer>,
     /// Offset (from `begin`) of the next payload byte to send.
     off: usize,
     index: u16,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Outer {
+    l3: usize,
+    l4: usize,
+    v4: bool,
 }
 
 /// Cuts one TSO/USO super-frame into wire-size segments, one per call to
@@ -164,25 +173,53 @@ impl Segmenter {
         let f = self.buf.get(begin..end).ok_or(GsoError::Malformed)?;
         let at =
             |i: usize| -> Result<u8, GsoError> { f.get(i).copied().ok_or(GsoError::Malformed) };
-        let mut l3 = 12;
-        let mut ethertype = u16::from_be_bytes([at(l3)?, at(l3 + 1)?]);
-        while matches!(ethertype, 0x8100 | 0x88a8 | 0x9100) {
-            l3 += 4;
-            ethertype = u16::from_be_bytes([at(l3)?, at(l3 + 1)?]);
-        }
-        l3 += 2;
-        let v4 = match ethertype {
-            ETH_P_IPV4 => true,
-            ETH_P_IPV6 => false,
-            _ => return Err(GsoError::Unsupported),
+        // The L3 header after the Ethernet header (and VLAN tags) at `eth`.
+        let l3_after = |eth: usize| -> Result<(usize, bool), GsoError> {
+            let mut l3 = eth + 12;
+            let mut ethertype = u16::from_be_bytes([at(l3)?, at(l3 + 1)?]);
+            while matches!(ethertype, 0x8100 | 0x88a8 | 0x9100) {
+                l3 += 4;
+                ethertype = u16::from_be_bytes([at(l3)?, at(l3 + 1)?]);
+            }
+            match ethertype {
+                ETH_P_IPV4 => Ok((l3 + 2, true)),
+                ETH_P_IPV6 => Ok((l3 + 2, false)),
+                _ => Err(GsoError::Unsupported),
+            }
         };
+        let (mut l3, mut v4) = l3_after(0)?;
+        let l4 = hdr.csum_start as usize;
+        // A super-frame of a UDP tunnel (a kernel VXLAN or Geneve device
+        // behind a veth hands these over whole): the GSO type and checksum
+        // start describe the inner packet; the outer headers are fixed up
+        // per segment too.
+        let mut outer = None;
+        let outer_l4 = if v4 {
+            l3 + (at(l3)? & 0xf) as usize * 4
+        } else {
+            l3 + 40
+        };
+        let outer_udp = if v4 { at(l3 + 9)? } else { at(l3 + 6)? } == IPPROTO_UDP;
+        if l4 > outer_l4 + 8 && outer_udp {
+            let dport = u16::from_be_bytes([at(outer_l4 + 2)?, at(outer_l4 + 3)?]);
+            let tnl_len = match dport {
+                4789 | 8472 => 8,
+                6081 => 8 + (at(outer_l4 + 8)? & 0x3f) as usize * 4,
+                _ => return Err(GsoError::Unsupported),
+            };
+            outer = Some(Outer {
+                l3,
+                l4: outer_l4,
+                v4,
+            });
+            (l3, v4) = l3_after(outer_l4 + 8 + tnl_len)?;
+        }
         let tcp = match hdr.gso_type & !GSO_ECN {
             GSO_TCPV4 if v4 => true,
             GSO_TCPV6 if !v4 => true,
             GSO_UDP_L4 => false,
             _ => return Err(GsoError::Unsupported),
         };
-        let l4 = hdr.csum_start as usize;
         let ip_ok = if v4 {
             let ihl = (at(l3)? & 0xf) as usize * 4;
             at(l3)? >> 4 == 4
@@ -216,6 +253,7 @@ impl Segmenter {
             mss,
             v4,
             tcp,
+            outer,
             off: hdr_len,
             index: 0,
         });
@@ -291,6 +329,31 @@ fn fix_segment(out: &mut [u8], p: &Plan, first: bool, last: bool) {
     put16(out, csum_at, 0);
     let sum = sum16(pseudo, &out[l4..]);
     store_l4_csum(out, csum_at, sum);
+    if let Some(o) = p.outer {
+        let (l3, l4) = (o.l3, o.l4);
+        let udp_len = (len - l4) as u32;
+        let pseudo = if o.v4 {
+            put16(out, l3 + 2, (len - l3) as u16);
+            let id = u16::from_be_bytes([out[l3 + 4], out[l3 + 5]]).wrapping_add(p.index);
+            put16(out, l3 + 4, id);
+            put16(out, l3 + 10, 0);
+            let c = checksum(&out[l3..l4]);
+            put16(out, l3 + 10, c);
+            sum16(0, &out[l3 + 12..l3 + 20])
+        } else {
+            put16(out, l3 + 4, (len - l3 - 40) as u16);
+            sum16(0, &out[l3 + 8..l3 + 40])
+        } + IPPROTO_UDP as u32
+            + (udp_len >> 16)
+            + (udp_len & 0xffff);
+        put16(out, l4 + 4, udp_len as u16);
+        // An outer IPv4 UDP checksum of zero (none) stays so; IPv6 needs one.
+        if !o.v4 || out[l4 + 6..l4 + 8] != [0, 0] {
+            put16(out, l4 + 6, 0);
+            let sum = sum16(pseudo, &out[l4..]);
+            store_l4_csum(out, l4 + 6, sum);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -369,6 +432,69 @@ mod tests {
         }
         assert_eq!(payload, frame[66..]);
         assert!(!seg.is_active());
+    }
+
+    /// A kernel VXLAN device's TSO super-frame, as a veth hands it over: the
+    /// GSO metadata describes the inner TCP; every segment gets valid outer
+    /// and inner headers.
+    #[test]
+    fn vxlan_tunnel_superframe_becomes_valid_segments() {
+        let pool = PacketPool::new(8, false).unwrap();
+        for outer_csum in [false, true] {
+            let inner = tcp4_superframe(3000);
+            let mut f = vec![0u8; 14 + 20 + 8 + 8];
+            f[12..14].copy_from_slice(&ETH_P_IPV4.to_be_bytes());
+            f[14] = 0x45;
+            f[18..20].copy_from_slice(&0x2000u16.to_be_bytes());
+            f[22] = 64;
+            f[23] = IPPROTO_UDP;
+            f[26..30].copy_from_slice(&[172, 31, 0, 2]);
+            f[30..34].copy_from_slice(&[172, 31, 0, 1]);
+            f[34..36].copy_from_slice(&50000u16.to_be_bytes());
+            f[36..38].copy_from_slice(&4789u16.to_be_bytes());
+            if outer_csum {
+                f[40] = 0x12; // whatever the kernel left: recomputed
+            }
+            f[42] = 0x08; // VXLAN: VNI valid
+            f[46..49].copy_from_slice(&[0, 0x13, 0x89]);
+            f.extend_from_slice(&inner);
+            let mut seg = Segmenter::new(70_000);
+            seg.buf_mut()[..f.len()].copy_from_slice(&f);
+            let hdr = VnetHdr {
+                flags: F_NEEDS_CSUM,
+                gso_type: GSO_TCPV4,
+                gso_size: 1348,
+                csum_start: 50 + 34,
+                csum_offset: 16,
+            };
+            seg.start(0, f.len(), hdr).unwrap();
+            let mut payload = Vec::new();
+            let mut n = 0;
+            let mut p = pool.alloc().unwrap();
+            while seg.next_into(&mut p) {
+                let d = p.data();
+                assert_eq!(u16::from_be_bytes([d[16], d[17]]) as usize, d.len() - 14);
+                assert_eq!(u16::from_be_bytes([d[18], d[19]]), 0x2000 + n as u16);
+                assert_eq!(checksum(&d[14..34]), 0, "outer IPv4 checksum");
+                assert_eq!(u16::from_be_bytes([d[38], d[39]]) as usize, d.len() - 34);
+                if outer_csum {
+                    assert!(l4_sum_ok(d, 14, 34, IPPROTO_UDP), "outer UDP checksum");
+                } else {
+                    assert_eq!(d[40..42], [0, 0], "no outer UDP checksum stays none");
+                }
+                let i = &d[50..];
+                assert_eq!(u16::from_be_bytes([i[16], i[17]]) as usize, i.len() - 14);
+                assert_eq!(checksum(&i[14..34]), 0, "inner IPv4 checksum");
+                assert!(l4_sum_ok(i, 14, 34, IPPROTO_TCP), "inner TCP checksum");
+                let seq = u32::from_be_bytes(i[38..42].try_into().unwrap());
+                assert_eq!(seq, 0xffff_fff0u32.wrapping_add(1348 * n as u32));
+                payload.extend_from_slice(&i[66..]);
+                n += 1;
+                p = pool.alloc().unwrap();
+            }
+            assert_eq!(n, 3);
+            assert_eq!(payload, inner[66..]);
+        }
     }
 
     #[test]
