@@ -24,8 +24,9 @@ fn cli_args() {
 }
 
 /// Found writing the `cli_args` target: an argument that is not UTF-8 made
-/// fvs-vsctl, fvs-ofctl and fvs-appctl panic (`std::env::args()`); now each
-/// says so in one line and exits with status 1, as for other bad arguments.
+/// fvs-vsctl, fvs-ofctl and fvs-appctl panic (`std::env::args()`), and
+/// later by review fvs-vswitchd and fvs-dbtool; now each says so in one
+/// line and exits as for other bad arguments.
 #[test]
 fn non_utf8_arguments_are_refused_cleanly() {
     use std::os::unix::ffi::OsStrExt;
@@ -46,6 +47,31 @@ fn non_utf8_arguments_are_refused_cleanly() {
         assert_eq!(
             err,
             format!("{tool}: invalid argument \"br\\xFF0\": not UTF-8\n"),
+            "{tool}"
+        );
+    }
+    // The daemon and fvs-dbtool the same way (each with its own usual
+    // status and hint for a bad command line).
+    for (tool, exe, code, hint) in [
+        (
+            "fvs-vswitchd",
+            env!("CARGO_BIN_EXE_fvs-vswitchd"),
+            1,
+            " (use --help for help)",
+        ),
+        ("fvs-dbtool", env!("CARGO_BIN_EXE_fvs-dbtool"), 2, ""),
+    ] {
+        let out = std::process::Command::new(exe)
+            .arg(bad)
+            .env("FVS_RUNDIR", "/nonexistent")
+            .env("FVS_DBDIR", "/nonexistent")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{tool}: {err}");
+        assert_eq!(
+            err,
+            format!("{tool}: invalid argument \"br\\xFF0\": not UTF-8{hint}\n"),
             "{tool}"
         );
     }

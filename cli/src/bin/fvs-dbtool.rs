@@ -47,8 +47,15 @@ fn describe(r: &db::CheckReport) -> String {
 }
 
 fn main() -> ExitCode {
+    let args = match fvs_cli::args::from_env() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("fvs-dbtool: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut words = Vec::new();
-    for a in std::env::args().skip(1) {
+    for a in args {
         match a.as_str() {
             "-h" | "--help" => {
                 println!("{USAGE}");

@@ -88,7 +88,7 @@ fn parse_args() -> Result<Option<Options>, String> {
         verbose: false,
         user: None,
     };
-    let mut args = std::env::args().skip(1);
+    let mut args = fvs_cli::args::from_env()?.into_iter();
     while let Some(a) = args.next() {
         let (name, value) = match a.split_once('=') {
             Some((n, v)) => (n.to_string(), Some(v.to_string())),
