@@ -8,7 +8,8 @@
 //! TCP transfer cross the overlay and tshark on the underlay decodes VXLAN
 //! with the configured VNI. Then: a flow-based port reaching two hosts with
 //! different VNIs, three fvs hosts finding each other through etcd by
-//! system-id, and bad input (an unreachable next hop, broken VXLAN frames).
+//! system-id, bad input (an unreachable next hop, broken VXLAN frames), and
+//! the underlay removed mid-traffic.
 //!
 //! Needs root, iproute2, tshark, Open vSwitch and etcd (run-tests.sh installs
 //! them); under CI=true a missing one fails the test.
@@ -1201,4 +1202,132 @@ fn interop_with_linux_kernel_vxlan_over_ipv6() {
     prove_overlay_between(&a.c, &cb, &hb.ns, VNI, ["fd00:31::1", "fd00:31::2"]);
     let neigh = a.sw.appctl(&["tnl/neigh/show"]);
     assert!(neigh.contains("fd00:31::2"), "{neigh}");
+}
+
+/// One counter of an interface's `statistics` map (0 when absent).
+fn iface_stat(sw: &Switch, iface: &str, key: &str) -> u64 {
+    let stats = sw.get("Interface", iface, "statistics");
+    stats
+        .trim_matches(|c| c == '{' || c == '}')
+        .split(", ")
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The underlay under a VXLAN port goes away mid-traffic, twice: first the
+/// VTEP address (and with it the route to the remote), then the uplink
+/// device itself (its veth deleted). The daemon stays up, counts what it
+/// could not send, and the overlay comes back by itself once the underlay
+/// does: the route from the system's table, the uplink reopened under its
+/// old OpenFlow port number.
+#[test]
+fn vxlan_underlay_removed_mid_traffic() {
+    if !need("vxlan_underlay_removed_mid_traffic", &[]) {
+        return;
+    }
+    let _l = serial();
+    let u = underlay();
+    let a = fvs_host_a(
+        &u.ns,
+        "ua",
+        &[
+            "options:remote_ip=172.31.0.2",
+            &format!("options:key={VNI}"),
+        ],
+    );
+    attach(&u, "ua");
+    let b = kernel_vtep(&u, "ub", "172.31.0.2", VNI, "10.9.0.2");
+    let overlay_back = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !a.c.ping("10.9.0.2", 1) {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: no ping across the overlay\n{}",
+                a.sw.log()
+            );
+        }
+    };
+    overlay_back("at the start");
+    // Traffic all along: 100 pings a second for 30 s.
+    let traffic = Command::new("ip")
+        .args(["netns", "exec", &a.c.ns, "ping", "-q", "-n", "-i", "0.01"])
+        .args(["-W", "1", "-w", "30", "10.9.0.2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("ping");
+    std::thread::sleep(Duration::from_millis(500));
+
+    // 1. The VTEP address goes: no route to the remote any more.
+    let pipeline_drops = || {
+        a.sw.appctl(&["coverage/read-counter", "drop_action_of_pipeline"])
+            .trim()
+            .parse::<u64>()
+            .expect("counter")
+    };
+    let (before, vx_before) = (pipeline_drops(), iface_stat(&a.sw, "vx0", "tx_dropped"));
+    ns_must(
+        &a.h.ns,
+        &["ip", "addr", "del", "172.31.0.1/24", "dev", "br-phy"],
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(a.sw.alive(), "the daemon died without a route");
+    assert!(
+        !a.c.ping("10.9.0.2", 1),
+        "the overlay works without a route?"
+    );
+    let dropped = pipeline_drops() - before;
+    assert!(dropped >= 50, "unsendable packets not counted: {dropped}");
+    // (statistics reach the database every 5 s)
+    a.sw.wait_for(10, "vx0's tx_dropped", || {
+        iface_stat(&a.sw, "vx0", "tx_dropped") > vx_before
+    });
+    eprintln!(
+        "without a route to the remote: {dropped} packets counted in drop_action_of_pipeline, vx0 tx_dropped {}",
+        iface_stat(&a.sw, "vx0", "tx_dropped") - vx_before
+    );
+    ns_must(
+        &a.h.ns,
+        &["ip", "addr", "add", "172.31.0.1/24", "dev", "br-phy"],
+    );
+    overlay_back("after the VTEP address came back");
+
+    // 2. The uplink goes (both ends of its veth).
+    let ofport = a.sw.get("Interface", "ul0", "ofport");
+    must(&["ip", "-n", &u.ns, "link", "del", "ua"]);
+    a.sw.wait_for(10, "ul0 closed", || {
+        a.sw.get("Interface", "ul0", "ofport") == "-1"
+    });
+    let error = a.sw.get("Interface", "ul0", "error");
+    eprintln!("with the uplink gone: Interface:error {error:?}");
+    assert!(error.contains("ul0"), "{error}");
+    assert!(a.sw.alive(), "the daemon died without its uplink");
+    assert!(
+        !a.c.ping("10.9.0.2", 1),
+        "the overlay works without an uplink?"
+    );
+    // A new device of that name: the port opens again by itself.
+    veth(&a.h.ns, "ul0", &u.ns, "ua");
+    attach(&u, "ua");
+    a.sw.wait_for(10, "ul0 reopened", || {
+        a.sw.get("Interface", "ul0", "ofport") == ofport
+            && a.sw.get("Interface", "ul0", "error") == "[]"
+    });
+    overlay_back("after the uplink came back");
+    assert!(
+        tcp_transfer(&b, &a.c, "10.9.0.2", 5206, 1 << 20),
+        "TCP across the overlay after the underlay came back"
+    );
+    let out = traffic.wait_with_output().expect("ping");
+    let summary = text(&out.stdout);
+    eprintln!(
+        "{}",
+        summary
+            .lines()
+            .find(|l| l.contains("transmitted"))
+            .unwrap_or("")
+    );
+    assert!(a.sw.alive(), "the daemon died");
+    assert_eq!(iface_stat(&a.sw, "ul0", "rx_errors"), 0);
 }

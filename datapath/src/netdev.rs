@@ -106,4 +106,9 @@ pub trait Netdev: Send + Sync {
     fn error(&self) -> Option<String> {
         None
     }
+    /// The device under the port is gone (deleted, or replaced by another
+    /// of the same name): the port must be closed and opened again.
+    fn is_gone(&self) -> bool {
+        false
+    }
 }

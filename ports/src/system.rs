@@ -240,6 +240,10 @@ impl Netdev for SystemPort {
         let want = (libc::IFF_UP | libc::IFF_RUNNING) as u32;
         self.flags().is_some_and(|f| f & want == want)
     }
+
+    fn is_gone(&self) -> bool {
+        sys::ifindex(self.ctl.as_fd(), &self.ifname).ok() != Some(self.ifindex)
+    }
 }
 
 /// A TPACKET_V2 receive ring: `frames` slots of `RING_FRAME_SIZE` bytes,

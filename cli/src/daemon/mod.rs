@@ -54,6 +54,9 @@ struct State {
     ports: BTreeMap<String, OpenPort>,
     /// Interfaces that failed to open, with the reason.
     errors: BTreeMap<String, String>,
+    /// The OpenFlow port numbers of interfaces closed because their device
+    /// went away, given back when it returns (rules keep pointing at them).
+    gone_ofports: BTreeMap<String, u16>,
     next_odp: u32,
     global: Option<GlobalCfg>,
     /// `dpdk_initialized`: the pool is hugepage-backed.
@@ -184,6 +187,8 @@ impl Daemon {
             st.bridges.insert(b.name.clone(), b.clone());
         }
         st.errors
+            .retain(|name, _| wanted_ifaces.contains_key(name.as_str()));
+        st.gone_ofports
             .retain(|name, _| wanted_ifaces.contains_key(name.as_str()));
         for (name, (b, p, i)) in &wanted_ifaces {
             let vlan = vlan_config(p);
@@ -392,13 +397,16 @@ impl Daemon {
         let pc = PortConfig {
             name: i.name.clone(),
             odp_port: odp,
-            ofport_request: i.ofport_request,
+            ofport_request: i
+                .ofport_request
+                .or_else(|| st.gone_ofports.get(&i.name).copied()),
             vlan: vlan.clone(),
             no_flood: false,
         };
         match self.of.add_port(&b.name, pc) {
             Ok(ofport) => {
                 st.errors.remove(&i.name);
+                st.gone_ofports.remove(&i.name);
                 self.log.info(
                     "bridge",
                     &format!("{}: added interface {} on port {ofport}", b.name, i.name),
@@ -502,6 +510,32 @@ impl Daemon {
     /// Whether some interface failed to open (the main loop retries them).
     pub fn has_errors(&self) -> bool {
         !lock(&self.state).errors.is_empty()
+    }
+
+    /// Closes the ports whose device went away (a veth deleted with its
+    /// namespace, a device re-created under the same name), as OVS does;
+    /// each then waits in `errors` and is opened again by the main loop's
+    /// retries once a device of that name exists, with its old OpenFlow
+    /// port number. Returns whether any port was closed.
+    pub fn close_gone_ports(&self) -> bool {
+        let mut st = lock(&self.state);
+        let gone: Vec<String> = st
+            .ports
+            .iter()
+            .filter(|(_, p)| p.netdev.is_gone())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in &gone {
+            let ofport = st.ports.get(name).map(|p| p.ofport);
+            self.remove_port(&mut st, name);
+            if let Some(o) = ofport {
+                st.gone_ofports.insert(name.clone(), o);
+            }
+            let msg = format!("{name}: the network device went away; reopened when it is back");
+            self.log.warn("netdev", &msg);
+            st.errors.insert(name.clone(), msg);
+        }
+        !gone.is_empty()
     }
 
     /// Periodic work of the main loop: rule and MAC-entry timeouts. Returns

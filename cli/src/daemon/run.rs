@@ -18,7 +18,8 @@ use crate::vsctl;
 const STATS_INTERVAL: Duration = Duration::from_secs(5);
 /// How often the loop runs without being woken (timeouts, retries).
 const TICK: Duration = Duration::from_millis(200);
-/// Interfaces that failed to open are retried this often.
+/// Interfaces that failed to open are retried, and ports checked for a
+/// device gone, this often.
 const RETRY_INTERVAL: Duration = Duration::from_secs(2);
 
 /// What the loop waits on: a database change or a request to stop.
@@ -235,14 +236,16 @@ impl Vswitchd {
                 }
             }
             let stats_due = last_stats.elapsed() >= STATS_INTERVAL;
-            let retry_due = self.daemon.has_errors() && last_retry.elapsed() >= RETRY_INTERVAL;
+            let retry_due = last_retry.elapsed() >= RETRY_INTERVAL && {
+                last_retry = Instant::now();
+                // (`|` not `||`: ports whose device went away are closed
+                // even while others wait to open)
+                self.daemon.close_gone_ports() | self.daemon.has_errors()
+            };
             if changed || stats_due || retry_due {
                 self.reconfigure(stats_due);
                 if stats_due {
                     last_stats = Instant::now();
-                }
-                if retry_due {
-                    last_retry = Instant::now();
                 }
             }
             let removed = self.daemon.run_periodic();
