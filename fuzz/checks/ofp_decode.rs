@@ -5,9 +5,11 @@
 //
 // Shared by the fuzz target (fuzz/fuzz_targets/ofp_decode.rs) and the replay of
 // the corpus and crash reproducers in the crate's tests (`include!`d).
+use fvs_ofproto::fields::FieldId;
+use fvs_ofproto::flow::Match;
 use fvs_ofproto::flow_mod::FlowModCommand;
 use fvs_ofproto::ofp::msg::frame_len;
-use fvs_ofproto::ofp::msg::StatsReply;
+use fvs_ofproto::ofp::msg::{StatsReply, StatsRequest};
 use fvs_ofproto::ofp::{decode, encode_all, Frame, Msg, OFP10};
 
 fn check_frame(bytes: &[u8]) {
@@ -59,6 +61,17 @@ fn as_sent(mut f: Frame) -> Frame {
             }
         }
     }
+    // OXM says "no VLAN tag" one way (OFPVID_NONE, decoded 0x0000/0x1fff,
+    // as OVS decodes it); any other mask selecting the same untagged
+    // packets (e.g. NXM_OF_VLAN_TCI 0x0000/0xffff) goes out that way.
+    if f.version != OFP10 {
+        for m in matches(&mut f.msg) {
+            let (tci, mask) = m.get(FieldId::VlanTci);
+            if mask & 0x1000 != 0 && tci & mask == 0 {
+                m.set_masked(FieldId::VlanTci, 0, 0x1fff);
+            }
+        }
+    }
     // Nicira flow statistics carry the ages in 16 bits (seconds plus one),
     // saturating as OVS's do.
     if let Msg::StatsReply {
@@ -72,6 +85,24 @@ fn as_sent(mut f: Frame) -> Frame {
         }
     }
     f
+}
+
+/// The matches a message carries.
+fn matches(msg: &mut Msg) -> Vec<&mut Match> {
+    match msg {
+        Msg::PacketIn(p) => vec![&mut p.match_],
+        Msg::FlowRemoved(r) => vec![&mut r.match_],
+        Msg::FlowMod(m) => vec![&mut m.fm.match_],
+        Msg::StatsRequest {
+            body: StatsRequest::Flow(r) | StatsRequest::Aggregate(r),
+            ..
+        } => vec![&mut r.match_],
+        Msg::StatsReply {
+            body: StatsReply::Flow { flows, .. },
+            ..
+        } => flows.iter_mut().map(|f| &mut f.match_).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Runs one input; panics on a finding.

@@ -515,7 +515,12 @@ fn encode_vlan(m: &Match, oxm: bool, w: &mut Writer) {
     let pcp_mask = mask & 0xe000;
     let vid_mask = mask & 0x1fff;
     if cfi_exact && tci & 0x1000 == 0 {
-        // No tag: OFPVID_NONE (the PCP of an absent tag is implied).
+        if tci & mask != 0 {
+            // Matches nothing (an absent tag's TCI is 0): only NXM says so.
+            return nxm_tci(w);
+        }
+        // No tag: OFPVID_NONE (the PCP of an absent tag is implied), as OVS
+        // sends it; it decodes as 0x0000/0x1fff, the same packets.
         w.u32(header(OXM_BASIC, 6, false, 2)).u16(0);
         return;
     }
@@ -587,6 +592,20 @@ mod tests {
         ] {
             round(s);
         }
+    }
+
+    /// OXM has one way to say "no tag" (OFPVID_NONE), used as OVS uses
+    /// it; a TCI match no packet satisfies keeps its meaning through NXM.
+    #[test]
+    fn absent_vlan_tag_in_oxm() {
+        let m = parse_match("vlan_tci=0", None).expect("parse").0;
+        let mut w = Writer::new();
+        encode_entries(&m, true, &mut w);
+        assert_eq!(w.buf, [0x80, 0, 0x0c, 2, 0, 0]);
+        let back = decode_entries(&w.buf).expect("decode");
+        assert_eq!(back.get(VlanTci), (0, 0x1fff));
+        round("vlan_tci=0x0005/0x1fff");
+        round("vlan_tci=0x2000/0xf000");
     }
 
     #[test]
