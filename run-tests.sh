@@ -109,6 +109,9 @@ command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
     cargo fuzz build
     scratch=$(mktemp -d)
     trap 'rm -rf "$scratch"' EXIT
+    # db_load's scratch databases (one directory per fuzzer process), here
+    # rather than in /dev/shm where another run's fuzzers may be at work.
+    export FVS_FUZZ_DB_DIR=$scratch
     for t in $(cargo fuzz list); do
         mkdir -p "$scratch/$t"
         if ! cargo fuzz run "$t" "$scratch/$t" "corpus/$t" -- -max_total_time=15 \
@@ -119,6 +122,4 @@ command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
         fi
         echo "fuzz $t: $(grep -h '^stat::number_of_executed_units' "$scratch/$t.log")"
     done
-    # db_load's scratch databases (one directory per fuzzer process).
-    rm -rf /dev/shm/fvs-fuzz-db-*
 )

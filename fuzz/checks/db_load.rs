@@ -11,11 +11,15 @@ use std::sync::OnceLock;
 
 use fvs_cli::db::{schema, Datum, Db};
 
+/// The scratch directory of this process: under `FVS_FUZZ_DB_DIR` when set
+/// (whoever runs the fuzzer removes it then), else in /dev/shm, where fsyncs
+/// cost nothing.
 pub fn dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        // /dev/shm: fsyncs cost nothing there.
-        let base = if std::path::Path::new("/dev/shm").is_dir() {
+        let base = if let Some(d) = std::env::var_os("FVS_FUZZ_DB_DIR") {
+            PathBuf::from(d)
+        } else if std::path::Path::new("/dev/shm").is_dir() {
             PathBuf::from("/dev/shm")
         } else {
             std::env::temp_dir()

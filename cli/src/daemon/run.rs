@@ -238,9 +238,7 @@ impl Vswitchd {
             let stats_due = last_stats.elapsed() >= STATS_INTERVAL;
             let retry_due = last_retry.elapsed() >= RETRY_INTERVAL && {
                 last_retry = Instant::now();
-                // (`|` not `||`: ports whose device went away are closed
-                // even while others wait to open)
-                self.daemon.close_gone_ports() | self.daemon.has_errors()
+                self.daemon.close_gone_ports() || self.daemon.has_errors()
             };
             if changed || stats_due || retry_due {
                 self.reconfigure(stats_due);
