@@ -485,12 +485,30 @@ impl Ofproto {
     /// uses decisions they invalidated. On an error, the mods before it stay
     /// applied (as `ovs-ofctl add-flows` without `--bundle`).
     pub fn flow_mods(&self, bridge: &str, fms: &[FlowMod]) -> Result<FlowModOutcome, OfprotoError> {
+        let out = self.flow_mods_unsynced(bridge, fms);
+        let (Ok(FlowModOutcome { version, .. }) | Err((_, version))) = &out;
+        if *version != 0 {
+            self.wait(*version);
+        }
+        out.map_err(|(e, _)| e)
+    }
+
+    /// [`Ofproto::flow_mods`] without waiting for the datapath: the caller
+    /// waits for the returned version ([`Ofproto::wait_version`]) before it
+    /// relies on the change (an OpenFlow connection: before its next message
+    /// that is not a flow-mod, so that a run of them costs one wait). An
+    /// error carries the version of the mods applied before it.
+    pub fn flow_mods_unsynced(
+        &self,
+        bridge: &str,
+        fms: &[FlowMod],
+    ) -> Result<FlowModOutcome, (OfprotoError, u64)> {
         let mut out = FlowModOutcome::default();
         let mut changes = Vec::new();
         let mut result = Ok(());
         {
             let mut st = self.write();
-            let br = st.bridge_mut(bridge)?;
+            let br = st.bridge_mut(bridge).map_err(|e| (e, 0))?;
             for fm in fms {
                 let missing =
                     openflow::missing_group(br, &fm.actions).map(FlowModError::UnknownGroup);
@@ -509,10 +527,15 @@ impl Ofproto {
                 out.version = self.log_changes(changes);
             }
         }
-        if out.version != 0 {
-            self.wait(out.version);
+        match result {
+            Ok(()) => Ok(out),
+            Err(e) => Err((e, out.version)),
         }
-        result.map(|_| out)
+    }
+
+    /// Returns once the datapath has seen every change up to `version`.
+    pub fn wait_version(&self, version: u64) {
+        self.wait(version);
     }
 
     fn new_rule(&self, fm: &FlowMod, table_id: u8, now: Instant) -> Rule {

@@ -429,12 +429,53 @@ struct Conn {
     session: Session,
     bridge: String,
     origin: Origin,
-    inbuf: Vec<u8>,
+    inbuf: InBuf,
     out: Vec<u8>,
     last_rx: Instant,
     probe: Option<Duration>,
     probed: bool,
     dead: bool,
+}
+
+/// Bytes received and not yet handled. Messages are taken from the front
+/// by moving a start offset; the buffer is compacted only once the handled
+/// part outgrows the rest, so a backlog of many small messages (an
+/// add-flows of 100k rules) is not moved once per message.
+#[derive(Default)]
+struct InBuf {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl InBuf {
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    fn len(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    fn extend_from_slice(&mut self, b: &[u8]) {
+        self.buf.extend_from_slice(b);
+    }
+
+    /// Takes the first `n` pending bytes.
+    fn take(&mut self, n: usize) -> Vec<u8> {
+        let n = n.min(self.len());
+        let v = self.buf[self.start..self.start + n].to_vec();
+        self.start += n;
+        if self.start >= self.buf.len() - self.start {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        v
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.start = 0;
+    }
 }
 
 struct ListenerEntry {
@@ -755,7 +796,7 @@ impl Worker {
             session,
             bridge: bridge.to_string(),
             origin,
-            inbuf: Vec::new(),
+            inbuf: InBuf::default(),
             out,
             last_rx: Instant::now(),
             probe,
@@ -865,22 +906,22 @@ impl Worker {
                 if budget == 0 || c.out.len() > MAX_QUEUED {
                     // The rest waits for the next round (or for the peer to
                     // read its replies).
-                    let whole =
-                        matches!(msg::frame_len(&c.inbuf), Some(Ok(n)) if c.inbuf.len() >= n);
+                    let whole = matches!(msg::frame_len(c.inbuf.pending()), Some(Ok(n)) if c.inbuf.len() >= n);
                     if budget == 0 && whole {
                         self.input_pending = true;
                     }
                     break;
                 }
                 budget -= 1;
-                let n = match msg::frame_len(&c.inbuf) {
+                let n = match msg::frame_len(c.inbuf.pending()) {
                     None => break,
                     Some(Err(e)) => {
                         // A header whose length is below 8: the stream
                         // cannot be framed any more. Answer and close.
                         let v = c.session.version().unwrap_or(ofp::OFP10);
-                        let h = msg::Header::parse(&c.inbuf).map_or(0, |h| h.xid);
-                        if let Ok(f) = ofp::encode(v, h, &ofp::Msg::error(v, e, &c.inbuf)) {
+                        let h = msg::Header::parse(c.inbuf.pending()).map_or(0, |h| h.xid);
+                        if let Ok(f) = ofp::encode(v, h, &ofp::Msg::error(v, e, c.inbuf.pending()))
+                        {
                             c.out.extend_from_slice(&f);
                         }
                         c.inbuf.clear();
@@ -892,7 +933,7 @@ impl Worker {
                 if c.inbuf.len() < n {
                     break;
                 }
-                let frame: Vec<u8> = c.inbuf.drain(..n).collect();
+                let frame = c.inbuf.take(n);
                 let bridge = c.bridge.clone();
                 let mut shared =
                     std::mem::take(&mut self.bridges.entry(bridge.clone()).or_default().shared);
@@ -920,6 +961,8 @@ impl Worker {
                     events.push((i, bridge, ev));
                 }
             }
+            // Its flow-mods of this round are in effect before the next.
+            self.conns[i].session.sync(&daemon.of);
         }
         for (i, bridge, ev) in events {
             if ev.became_master {
@@ -1385,5 +1428,33 @@ fn execute(daemon: &Daemon, mut pkt: Packet, actions: &[DpAction]) {
             }
             other => fvs_datapath::actions::apply(&mut pkt, other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InBuf;
+
+    #[test]
+    fn inbuf_takes_in_order_across_compactions() {
+        let mut b = InBuf::default();
+        let mut want = Vec::new();
+        let mut got = Vec::new();
+        for round in 0..50u8 {
+            let chunk: Vec<u8> = (0..37)
+                .map(|i| round.wrapping_mul(37).wrapping_add(i))
+                .collect();
+            b.extend_from_slice(&chunk);
+            want.extend_from_slice(&chunk);
+            while b.len() >= 8 {
+                assert_eq!(b.pending().len(), b.len());
+                got.extend(b.take(8));
+            }
+            // Compacted whenever the handled part reaches the rest's size.
+            assert!(b.start == 0 || b.start < b.buf.len() - b.start);
+        }
+        got.extend(b.take(usize::MAX));
+        assert_eq!(got, want);
+        assert_eq!(b.len(), 0);
     }
 }

@@ -96,6 +96,8 @@ pub struct Session {
     next_xid: u32,
     /// Messages received (for the Controller table's status).
     pub received: u64,
+    /// The datapath version of flow-mods applied and not yet waited for.
+    unsynced: u64,
 }
 
 fn highest(bits: u32) -> u8 {
@@ -132,6 +134,7 @@ impl Session {
             controller_id: 0,
             next_xid: 1,
             received: 0,
+            unsynced: 0,
         };
         let v = highest(allowed);
         s.send(v, 0, &Msg::Hello { bitmap: allowed });
@@ -219,6 +222,18 @@ impl Session {
         }
     }
 
+    /// Waits until the datapath applies the flow-mods this connection has
+    /// made so far. A run of flow-mods is waited for once, before the next
+    /// message of another kind (a barrier, a request, a packet-out) and at
+    /// the end of each round of input ([`Session::receive`] does the former,
+    /// the connection's owner the latter).
+    pub fn sync(&mut self, of: &Ofproto) {
+        if self.unsynced != 0 {
+            of.wait_version(self.unsynced);
+            self.unsynced = 0;
+        }
+    }
+
     /// Handles one whole message.
     pub fn receive(
         &mut self,
@@ -253,6 +268,9 @@ impl Session {
                 return ev;
             }
         };
+        if !matches!(f.msg, Msg::FlowMod(_)) {
+            self.sync(of);
+        }
         if let Err(e) = self.dispatch(of, sw, shared, f.xid, f.msg, frame, &mut ev) {
             self.error(h.xid, e, frame);
         }
@@ -416,8 +434,12 @@ impl Session {
                     check_consistency(fm)?;
                 }
                 let out = of
-                    .flow_mod(&self.bridge, fm)
-                    .map_err(|e| flow_mod_error(e, v))?;
+                    .flow_mods_unsynced(&self.bridge, std::slice::from_ref(fm))
+                    .map_err(|(e, version)| {
+                        self.unsynced = self.unsynced.max(version);
+                        flow_mod_error(e, v)
+                    })?;
+                self.unsynced = self.unsynced.max(out.version);
                 let id = of.bridge_id(&self.bridge).unwrap_or(0);
                 ev.removed
                     .extend(out.removed.into_iter().map(|rule| RemovedRule {
