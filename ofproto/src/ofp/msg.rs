@@ -1980,12 +1980,14 @@ fn decode_stats_reply(st: u16, r: &mut Reader<'_>, version: u8) -> Result<StatsR
             }
             let sub = r.u32()?;
             r.skip(4)?;
+            // As for the requests: Nicira's flow statistics are OpenFlow 1.0's
+            // (1.3 has its own, and fvs encodes those).
             match sub {
-                NXST_FLOW => StatsReply::Flow {
+                NXST_FLOW if !v13 => StatsReply::Flow {
                     nxm: true,
                     flows: decode_flow_stats(r, version, true)?,
                 },
-                NXST_AGGREGATE => aggregate(r, true)?,
+                NXST_AGGREGATE if !v13 => aggregate(r, true)?,
                 _ => return Err(OfpErr::BadSubtype),
             }
         }
