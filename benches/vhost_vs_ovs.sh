@@ -1,24 +1,38 @@
 #!/bin/bash
 # vhost_vs_ovs.sh - fvs against OVS 3.1 with DPDK on two vhost-user ports, in one
 # invocation, alternating run for run, in the harness of ../shared/bench/ovs_vhost_bench.sh
-# (dpdk-testpmd with two net_virtio_user ports on core 0 generating 64-byte frames in both
-# directions, the switch with one PMD on core 1, two in_port rules), plus the null switch
-# (a second testpmd forwarding between two net_vhost ports) as the harness's ceiling.
-# Prints the Mpps of each run, the medians and the ratio fvs/OVS.  Run as root.
+# (dpdk-testpmd with two net_virtio_user ports on core 0 generating frames in both
+# directions, the switch with one PMD on core 1), plus the null switch (a second testpmd
+# forwarding between two net_vhost ports) as the harness's ceiling.  Run as root.
 #
-#   benches/vhost_vs_ovs.sh                 # 3 rounds of fvs, OVS (and one ceiling run)
-#   ROUNDS=5 DURATION=10 benches/vhost_vs_ovs.sh
+#   benches/vhost_vs_ovs.sh                      # scenario a, 3 rounds
+#   SCENARIOS="a b c d g" ROUNDS=2 benches/vhost_vs_ovs.sh
+#   CURVE=1 ROUNDS=1 benches/vhost_vs_ovs.sh     # Mpps against active flows -> CSV + SVG
 #
-# Environment: ROUNDS (3), CEILING (1: measure the null switch once; 0: skip),
-# BENCH (path of ovs_vhost_bench.sh), FVS_BIN (release binaries, built if missing),
-# and any knob of ovs_vhost_bench.sh (DURATION, WARMUP, PKT_LEN, OF_FLOWS, NFLOWS, ...),
-# passed through unchanged.  Needs: dpdk-dev (dpdk-testpmd), openvswitch-switch-dpdk.
+# Scenarios (issue 7): a = two in_port rules, 1 flow; b = 2000 nw_dst rules, 1000 flows;
+# c = 20k rules, 10k flows; d = 200k rules, 100k flows (30 s warm-up); g = as a, 1518-byte
+# frames.  Per scenario it prints each run, then a summary line: Mpps of each switch
+# (median of its runs), fvs/OVS, avg processing cycles per packet of each (the switches'
+# own pmd-stats-show), the null-switch ceiling and fvs/ceiling.  A window the harness flags
+# as contaminated (other processes > 10% of a CPU, or steal > 5%) is left out; a run with no
+# clean window is reported as such and not counted.  The summary also goes to
+# $LOG/summary.csv; CURVE=1 writes $LOG/curve.csv and $LOG/curve.svg (benches/plot_curve.py).
+#
+# Environment: SCENARIOS ("a"), ROUNDS (3), WINDOWS (2), CEILING (1: measure the null
+# switch once per frame size; 0: skip), CURVE (0), CURVE_FLOWS ("1 10 100 1000 10000 100000"),
+# BENCH (path of ovs_vhost_bench.sh), FVS_BIN (release binaries, built if missing), LOG,
+# and any other knob of ovs_vhost_bench.sh (DURATION, EMC_PROB, ...), passed through.
+# Needs: dpdk-dev (dpdk-testpmd), openvswitch-switch-dpdk.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 BENCH=${BENCH:-$ROOT/../shared/bench/ovs_vhost_bench.sh}
 ROUNDS=${ROUNDS:-3}
 CEILING=${CEILING:-1}
+SCENARIOS=${SCENARIOS:-a}
+CURVE=${CURVE:-0}
+CURVE_FLOWS=${CURVE_FLOWS:-1 10 100 1000 10000 100000}
+export WINDOWS=${WINDOWS:-2}
 export FVS_BIN=${FVS_BIN:-$ROOT/target/release}
 export QUIET_WAIT=${QUIET_WAIT:-20}
 LOG=${LOG:-/tmp/fvs-vhost-vs-ovs}
@@ -34,43 +48,103 @@ if [ ! -x "$FVS_BIN/fvs-vswitchd" ]; then
     (cd "$ROOT" && cargo build --release -p fvs-cli) || die "cargo build --release -p fvs-cli failed"
 fi
 
-# One run of the harness; prints its Mpps (empty on failure).  The harness
-# takes care of hugepages, processes and sockets, also when it fails.
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END{if (NR == 0) print ""; else if (NR % 2) print v[(NR+1)/2]; else printf "%.2f\n", (v[NR/2] + v[NR/2+1]) / 2}'; }
+
+# One run of the harness with the scenario's knobs in the environment; sets MPPS and CPP
+# (medians over its clean windows; empty when it failed or no window was clean).  The
+# harness takes care of hugepages, processes and sockets, also when it fails.
 run() {  # run SWITCH TAG
     local out="$LOG/$2.log"
     flock /tmp/fvs-e2e.lock env SWITCH="$1" bash "$BENCH" > "$out" 2>&1
-    local mpps
-    mpps=$(sed -n 's/.*vhost-user p2p [0-9]*B: \([0-9.]*\) Mpps.*/\1/p' "$out" | tail -1)
-    if [ -z "$mpps" ]; then
+    MPPS=""; CPP=""
+    if ! grep -q 'vhost-user p2p [0-9]*B: [0-9.]* Mpps' "$out"; then
         echo "  $2: FAILED (see $out)" >&2
         tail -3 "$out" | sed 's/^/    /' >&2
+        return
     fi
-    echo "$mpps"
+    local bad clean
+    bad=$(sed -n 's/^WARNING: window \([0-9]*\):.*contaminated.*/\1/p' "$out" | tr '\n' ' ')
+    clean=$(awk -v bad=" $bad" '
+        /^window [0-9]+\/[0-9]+: [0-9.]+ Mpps aggregate/ { split($2, w, "/"); if (index(bad, " " w[1] " ") == 0) print $3 }' "$out" | tr '\n' ' ')
+    if [ -z "${clean// }" ]; then
+        echo "  $2: every window contaminated by other load, not counted (see $out)" >&2
+        return
+    fi
+    [ -n "${bad// }" ] && echo "  $2: window(s) $bad contaminated, left out" >&2
+    MPPS=$(echo $clean | median)
+    CPP=$(awk -v bad=" $bad" '
+        /^window [0-9]+\/[0-9]+: switch pmd/ { split($2, w, "/"); if (index(bad, " " w[1] " ") == 0) {
+            for (i = 1; i <= NF; i++) if ($i == "cycles/pkt:") print $(i + 1) } }' "$out" | grep -v 'n/a' | median)
 }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END{if (NR == 0) print ""; else if (NR % 2) print v[(NR+1)/2]; else printf "%.2f\n", (v[NR/2] + v[NR/2+1]) / 2}'; }
 
-FVS=""; OVS=""; CEIL=""
-if [ "$CEILING" = 1 ]; then
-    c=$(run testpmd ceiling)
-    echo "null switch (testpmd io forwarding, the ceiling): ${c:-n/a} Mpps"
-    CEIL=$c
-fi
-for ((r = 1; r <= ROUNDS; r++)); do
-    # Alternate which switch goes first, so slow drifts of the host hit both alike.
-    if [ $((r % 2)) = 1 ]; then order="fvs ovs"; else order="ovs fvs"; fi
-    for s in $order; do
-        m=$(run $s "$s-$r")
-        printf 'round %d: %-3s %s Mpps\n' "$r" "$s" "${m:-FAILED}"
-        [ -n "$m" ] || continue
-        if [ $s = fvs ]; then FVS="$FVS $m"; else OVS="$OVS $m"; fi
+declare -A CEIL_OF
+ceiling() {  # ceiling PKT_LEN: sets CEIL, the null switch's Mpps for this frame size (measured once)
+    local len=$1
+    CEIL=""
+    [ "$CEILING" = 1 ] || return
+    if [ -z "${CEIL_OF[$len]+x}" ]; then
+        PKT_LEN=$len NFLOWS=1 OF_FLOWS=port run testpmd "ceiling-${len}B"
+        CEIL_OF[$len]=$MPPS
+        echo "  null switch (testpmd io forwarding, ${len}B): ${MPPS:-n/a} Mpps"
+    fi
+    CEIL=${CEIL_OF[$len]}
+}
+
+SUMMARY=()
+echo "scenario,rules,flows,pkt_len,fvs_mpps,ovs_mpps,fvs_over_ovs,fvs_cycles_per_pkt,ovs_cycles_per_pkt,ceiling_mpps,fvs_over_ceiling" > "$LOG/summary.csv"
+# scenario NAME OF_FLOWS NFLOWS PKT_LEN WARMUP: alternating rounds, then its summary line.
+scenario() {
+    local name=$1 of=$2 n=$3 len=$4 warm=$5
+    local rules=2; [ "$of" = nwdst ] && rules=$((2 * n))
+    echo "== scenario $name: $rules rules ($of), $n flow(s), ${len}B frames, ${warm}s warm-up"
+    ceiling "$len"; local ceil=$CEIL
+    local FV="" OV="" FC="" OC="" r s order
+    for ((r = 1; r <= ROUNDS; r++)); do
+        # Alternate which switch goes first, so slow drifts of the host hit both alike.
+        if [ $((r % 2)) = 1 ]; then order="fvs ovs"; else order="ovs fvs"; fi
+        for s in $order; do
+            OF_FLOWS=$of NFLOWS=$n PKT_LEN=$len WARMUP=$warm run $s "$name-$s-$r"
+            printf '  round %d: %-3s %s Mpps, %s cycles/pkt\n' "$r" "$s" "${MPPS:-n/a}" "${CPP:-n/a}"
+            [ -n "$MPPS" ] || continue
+            if [ $s = fvs ]; then FV="$FV $MPPS"; FC="$FC $CPP"; else OV="$OV $MPPS"; OC="$OC $CPP"; fi
+        done
     done
-done
-F=$(echo $FVS | median); O=$(echo $OVS | median)
-echo "fvs runs (Mpps):${FVS:- none} -> median ${F:-n/a}"
-echo "OVS runs (Mpps):${OVS:- none} -> median ${O:-n/a}"
-[ -n "$CEIL" ] && echo "ceiling (null switch): $CEIL Mpps"
-if [ -n "$F" ] && [ -n "$O" ]; then
-    echo "fvs/OVS = $(awk -v f="$F" -v o="$O" 'BEGIN{printf "%.2f", f / o}')  (64-byte frames, both directions, one PMD core, two in_port rules; logs in $LOG)"
+    local f o fc oc
+    f=$(echo $FV | median); o=$(echo $OV | median); fc=$(echo $FC | median); oc=$(echo $OC | median)
+    local line
+    line=$(awk -v n="$name" -v f="$f" -v o="$o" -v fc="$fc" -v oc="$oc" -v c="$ceil" 'BEGIN {
+        ratio = (f != "" && o != "") ? sprintf("%.2f", f / o) : "n/a";
+        cr = (f != "" && c != "") ? sprintf("%.2f", f / c) : "n/a";
+        printf "%s: fvs %s Mpps (%s cycles/pkt), OVS %s Mpps (%s cycles/pkt), fvs/OVS %s, ceiling %s Mpps, fvs/ceiling %s",
+            n, f == "" ? "n/a" : f, fc == "" ? "n/a" : fc, o == "" ? "n/a" : o, oc == "" ? "n/a" : oc,
+            ratio, c == "" ? "n/a" : c, cr }')
+    echo "$line"
+    SUMMARY+=("$line")
+    awk -v n="$name" -v r=$rules -v fl=$n -v l=$len -v f="$f" -v o="$o" -v fc="$fc" -v oc="$oc" -v c="$ceil" 'BEGIN {
+        printf "%s,%d,%d,%d,%s,%s,%s,%s,%s,%s,%s\n", n, r, fl, l, f, o,
+            (f != "" && o != "") ? sprintf("%.3f", f / o) : "", fc, oc, c,
+            (f != "" && c != "") ? sprintf("%.3f", f / c) : "" }' >> "$LOG/summary.csv"
+}
+
+if [ "$CURVE" = 1 ]; then
+    for n in $CURVE_FLOWS; do
+        warm=3; [ "$n" -ge 50000 ] && warm=30
+        scenario "flows-$n" nwdst "$n" 64 $warm
+    done
+    awk -F, 'NR > 1 { print $3 "," $5 "," $6 }' "$LOG/summary.csv" | sed '1i flows,fvs_mpps,ovs_mpps' > "$LOG/curve.csv"
+    python3 "$HERE/plot_curve.py" "$LOG/curve.csv" "$LOG/curve.svg" \
+        && echo "curve: $LOG/curve.csv, $LOG/curve.svg"
 else
-    die "no ratio: a switch failed every run (logs in $LOG)"
+    for sc in $SCENARIOS; do
+        case $sc in
+            a) scenario a port 1 64 3 ;;
+            b) scenario b nwdst 1000 64 3 ;;
+            c) scenario c nwdst 10000 64 3 ;;
+            d) scenario d nwdst 100000 64 30 ;;
+            g) scenario g port 1 1518 3 ;;
+            *) die "unknown scenario $sc (a b c d g; e and f need topologies of their own)" ;;
+        esac
+    done
 fi
+echo "== summary (logs and summary.csv in $LOG)"
+printf '%s\n' "${SUMMARY[@]}"
