@@ -424,7 +424,9 @@ fn decode_vendor(
                 controller_id,
             }
         }
-        NXAST_WRITE_METADATA => {
+        // OpenFlow 1.1+ has the instruction; inside an action list it would
+        // run at another point than the instruction (OVS refuses it too).
+        NXAST_WRITE_METADATA if version == OFP10 => {
             fixed(alen, 32)?;
             a.skip(6)?;
             let value = a.u64()?;
