@@ -6,7 +6,7 @@
 
 use super::error::OfpErr;
 use super::wire::{Reader, Writer};
-use crate::fields::{FieldId, Prereq, FIELDS};
+use crate::fields::{FieldId, Prereq};
 use crate::flow::Match;
 use crate::syntax::prereq_met;
 
@@ -316,47 +316,26 @@ fn apply(m: &mut Match, fv: &FieldValue) -> Result<(), OfpErr> {
     Ok(())
 }
 
-/// Checks every matched field's prerequisites (`OFPBMC_BAD_PREREQ`).
-pub fn check_prereqs(m: &Match) -> Result<(), OfpErr> {
-    for f in FIELDS {
-        let (_, mask) = m.get(f.id);
-        if mask == 0 || f.prereq == Prereq::None {
-            continue;
-        }
-        // Fields sharing bytes: the match is fine if any of them applies.
-        let ok = prereq_met(f.prereq, &m.flow)
-            || FIELDS.iter().any(|g| {
-                g.ofs <= f.ofs && f.ofs + f.len <= g.ofs + g.len && prereq_met(g.prereq, &m.flow)
-            })
-            || shared_slot_ok(f.id, m);
-        if !ok {
-            return Err(OfpErr::BadPrereq);
-        }
-    }
-    Ok(())
-}
-
-/// ICMP types and codes live in the low byte of the L4 port slots.
-fn shared_slot_ok(id: FieldId, m: &Match) -> bool {
-    let icmp = prereq_met(Prereq::Icmpv4, &m.flow) || prereq_met(Prereq::Icmpv6, &m.flow);
-    match id {
-        TcpSrc | TcpDst | UdpSrc | UdpDst | SctpSrc | SctpDst => {
-            let (_, mask) = m.get(id);
-            icmp && mask & 0xff00 == 0
-        }
-        _ => false,
-    }
-}
-
 /// Decodes the entries of `bytes` (no padding) into a match.
 pub fn decode_entries(bytes: &[u8]) -> Result<Match, OfpErr> {
     let mut r = Reader::new(bytes, OfpErr::BmcBadLen);
     let mut m = Match::catchall();
+    let mut ids = Vec::new();
     while !r.is_empty() {
         let fv = read_entry(&mut r)?;
         apply(&mut m, &fv)?;
+        ids.push(fv.id);
     }
-    check_prereqs(&m)?;
+    // Each entry's own prerequisites, as OVS checks them: where fields share
+    // bytes (L4 ports, ICMP type and code), the entry must be the one that
+    // applies (a masked UDP port on ICMP would be a masked ICMP type, which
+    // no OXM field can say).
+    for id in ids {
+        let p = id.def().prereq;
+        if p != Prereq::None && !prereq_met(p, &m.flow) {
+            return Err(OfpErr::BadPrereq);
+        }
+    }
     Ok(m)
 }
 
@@ -625,5 +604,18 @@ mod tests {
         w.u32(header(OXM_BASIC, 35, false, 1)).u8(0);
         assert_eq!(decode_entries(&w.buf), Err(OfpErr::BadField));
         assert_eq!(decode_entries(&[0x80, 0, 10]), Err(OfpErr::BmcBadLen));
+        // A UDP port on ICMP (the bytes of the ICMP type): refused, as OVS does.
+        let icmp = |w: &mut Writer| {
+            w.u32(header(OXM_BASIC, 5, false, 2)).u16(0x800);
+            w.u32(header(OXM_BASIC, 10, false, 1)).u8(1);
+        };
+        let mut w = Writer::new();
+        icmp(&mut w);
+        w.u32(header(NXM_OF, 11, true, 4)).u16(2).u16(2);
+        assert_eq!(decode_entries(&w.buf), Err(OfpErr::BadPrereq));
+        let mut w = Writer::new();
+        icmp(&mut w);
+        w.u32(header(OXM_BASIC, 19, false, 1)).u8(2);
+        assert!(decode_entries(&w.buf).is_ok());
     }
 }
