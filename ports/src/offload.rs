@@ -286,17 +286,17 @@ impl Segmenter {
     }
 }
 
-/// Rewrites the headers of one segment as the kernel's GSO would: IP
-/// lengths and IDs, TCP sequence number and flags, UDP length, checksums.
-fn fix_segment(out: &mut [u8], p: &Plan, first: bool, last: bool) {
-    let (l3, l4, len) = (p.l3, p.l4, out.len());
+/// Sets the length (and for IPv4 the segment's ID and header checksum) of
+/// the IP header at `l3` of a segment whose L4 header is at `l4`; returns
+/// the L4 pseudo-header sum for `proto`.
+fn fix_ip(out: &mut [u8], l3: usize, l4: usize, v4: bool, index: u16, proto: u8) -> u32 {
+    let len = out.len();
     let put16 =
         |out: &mut [u8], at: usize, v: u16| out[at..at + 2].copy_from_slice(&v.to_be_bytes());
-    let proto = if p.tcp { IPPROTO_TCP } else { IPPROTO_UDP };
     let l4_len = (len - l4) as u32;
-    let pseudo = if p.v4 {
+    let addrs = if v4 {
         put16(out, l3 + 2, (len - l3) as u16);
-        let id = u16::from_be_bytes([out[l3 + 4], out[l3 + 5]]).wrapping_add(p.index);
+        let id = u16::from_be_bytes([out[l3 + 4], out[l3 + 5]]).wrapping_add(index);
         put16(out, l3 + 4, id);
         put16(out, l3 + 10, 0);
         let c = checksum(&out[l3..l4]);
@@ -305,9 +305,19 @@ fn fix_segment(out: &mut [u8], p: &Plan, first: bool, last: bool) {
     } else {
         put16(out, l3 + 4, (len - l3 - 40) as u16);
         sum16(0, &out[l3 + 8..l3 + 40])
-    } + proto as u32
-        + (l4_len >> 16)
-        + (l4_len & 0xffff);
+    };
+    addrs + proto as u32 + (l4_len >> 16) + (l4_len & 0xffff)
+}
+
+/// Rewrites the headers of one segment as the kernel's GSO would: IP
+/// lengths and IDs, TCP sequence number and flags, UDP length, checksums.
+fn fix_segment(out: &mut [u8], p: &Plan, first: bool, last: bool) {
+    let (l3, l4, len) = (p.l3, p.l4, out.len());
+    let put16 =
+        |out: &mut [u8], at: usize, v: u16| out[at..at + 2].copy_from_slice(&v.to_be_bytes());
+    let proto = if p.tcp { IPPROTO_TCP } else { IPPROTO_UDP };
+    let l4_len = (len - l4) as u32;
+    let pseudo = fix_ip(out, l3, l4, p.v4, p.index, proto);
     let csum_at = if p.tcp {
         let seq = u32::from_be_bytes([out[l4 + 4], out[l4 + 5], out[l4 + 6], out[l4 + 7]]);
         let seq = seq.wrapping_add((p.off - p.hdr_len) as u32);
@@ -332,20 +342,7 @@ fn fix_segment(out: &mut [u8], p: &Plan, first: bool, last: bool) {
     if let Some(o) = p.outer {
         let (l3, l4) = (o.l3, o.l4);
         let udp_len = (len - l4) as u32;
-        let pseudo = if o.v4 {
-            put16(out, l3 + 2, (len - l3) as u16);
-            let id = u16::from_be_bytes([out[l3 + 4], out[l3 + 5]]).wrapping_add(p.index);
-            put16(out, l3 + 4, id);
-            put16(out, l3 + 10, 0);
-            let c = checksum(&out[l3..l4]);
-            put16(out, l3 + 10, c);
-            sum16(0, &out[l3 + 12..l3 + 20])
-        } else {
-            put16(out, l3 + 4, (len - l3 - 40) as u16);
-            sum16(0, &out[l3 + 8..l3 + 40])
-        } + IPPROTO_UDP as u32
-            + (udp_len >> 16)
-            + (udp_len & 0xffff);
+        let pseudo = fix_ip(out, l3, l4, o.v4, p.index, IPPROTO_UDP);
         put16(out, l4 + 4, udp_len as u16);
         // An outer IPv4 UDP checksum of zero (none) stays so; IPv6 needs one.
         if !o.v4 || out[l4 + 6..l4 + 8] != [0, 0] {
