@@ -12,8 +12,12 @@ use crate::actions::DpAction;
 use crate::hash::{finish, masked_hash, mix, BASIS};
 use crate::key::{FlowKey, HOT_WORDS, KEY_WORDS};
 
-/// OVS's per-PMD megaflow limit.
-pub const DEFAULT_MAX_FLOWS: usize = 65536;
+/// Megaflows a PMD thread holds when `flow-limit` is not set. OVS stops at
+/// 65536 per thread (a fixed-size table), which makes 100k active flows
+/// churn through upcalls; this table grows as flows are installed.
+pub const DEFAULT_MAX_FLOWS: usize = 1 << 18;
+/// The most a PMD thread's share of `flow-limit` can be.
+pub const MAX_FLOWS_PER_PMD: usize = 1 << 22;
 
 const EMPTY: u32 = u32::MAX;
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use fvs_datapath::dpcls::DEFAULT_MAX_FLOWS;
+use fvs_datapath::dpcls::MAX_FLOWS_PER_PMD;
 use fvs_datapath::pmd::PmdConfig;
 
 /// What the daemon reports for an interface.
@@ -125,9 +125,9 @@ impl GlobalCfg {
         let pmd_cores = mask("pmd-cpu-mask", &mut errors);
         if let Some(limit) = flow_limit {
             // flow-limit counts the whole datapath's megaflows: each PMD
-            // thread gets its share, at most OVS's per-thread 65536.
+            // thread gets its share.
             let n_pmds = pmd_cores.as_ref().map_or(1, Vec::len).max(1) as u64;
-            pmd.max_flows = (limit / n_pmds).clamp(1, DEFAULT_MAX_FLOWS as u64) as usize;
+            pmd.max_flows = (limit / n_pmds).clamp(1, MAX_FLOWS_PER_PMD as u64) as usize;
         }
         let cfg = GlobalCfg {
             dpdk_init,
@@ -195,7 +195,9 @@ mod tests {
         assert_eq!(g.pmd.max_idle_ms, 500, "OVS's minimum");
         assert_eq!((g.pmd.upcall_rate, g.pmd.upcall_burst), (2000, 1));
         let (g, _) = cfg(&[("flow-limit", "200000")]);
-        assert_eq!(g.pmd.max_flows, DEFAULT_MAX_FLOWS, "per-thread cap");
+        assert_eq!(g.pmd.max_flows, 200000, "one thread holds OVS's default whole");
+        let (g, _) = cfg(&[("flow-limit", "100000000")]);
+        assert_eq!(g.pmd.max_flows, MAX_FLOWS_PER_PMD, "per-thread cap");
         let (_, errs) = cfg(&[("upcall-rate", "fast")]);
         assert_eq!(
             errs,
