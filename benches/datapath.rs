@@ -65,6 +65,23 @@ fn megaflow_hits(c: &mut Criterion) {
     g.finish();
 }
 
+/// Megaflow hits spread over many flows (cache misses, not instructions).
+fn many_flows_hits(c: &mut Criterion) {
+    let mut g = c.benchmark_group("many_flows");
+    g.throughput(Throughput::Elements(BATCH_SIZE as u64));
+    for n in [10_000, 100_000] {
+        let mut b = many_flows(n);
+        g.bench_function(format!("flows{n}"), |bench| {
+            bench.iter(|| {
+                b.load_batch();
+                b.pmd.poll_once();
+                b.drain();
+            })
+        });
+    }
+    g.finish();
+}
+
 /// A batch of 32 packets of new flows: each is translated and installed.
 fn upcall_install(c: &mut Criterion) {
     let mut b = upcall(4096);
@@ -93,6 +110,7 @@ criterion_group!(
     key_extraction,
     emc_hit_batch,
     megaflow_hits,
+    many_flows_hits,
     upcall_install
 );
 criterion_main!(benches);

@@ -200,6 +200,33 @@ pub fn megaflow_hit(k: u32) -> Bench {
     b
 }
 
+/// `n` active flows, each with its own megaflow (rules matching nw_dst
+/// exactly, as the side-by-side benchmark's scenarios b–d), packets to each
+/// in turn, EMC on at OVS's default insertion rate: with more flows than the
+/// EMC holds, most packets are megaflow hits whose bucket and flow are
+/// cache misses.
+pub fn many_flows(n: u32) -> Bench {
+    let mut flows = Vec::new();
+    let mut frames = Vec::new();
+    for i in 0..n {
+        let a = (0x0afd_0000u32 + i).to_be_bytes();
+        flows.push(format!(
+            "ip,in_port=1,nw_dst={}.{}.{}.{},actions=output:2",
+            a[0], a[1], a[2], a[3]
+        ));
+        frames.push(tcp4([10, 254, 0, 1], a, 1024, 1024));
+    }
+    let config = PmdConfig {
+        // Warm-up installs them all at once.
+        upcall_rate: 0,
+        ..Default::default()
+    };
+    let mut b = Bench::new(config, &flows, frames);
+    b.warm_up(2 * (n as usize).div_ceil(BATCH_SIZE));
+    assert_eq!(b.pmd.n_megaflows(), n as usize, "one megaflow per flow");
+    b
+}
+
 /// Every packet a new flow: `n` rules matching nw_dst exactly, packets to
 /// each in turn; the caller flushes megaflows between rounds.
 pub fn upcall(n: u32) -> Bench {

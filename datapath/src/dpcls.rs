@@ -72,6 +72,20 @@ struct Bucket {
     flow: u32,
 }
 
+/// Asks the CPU to bring the cache line of `r` in.
+#[inline(always)]
+fn prefetch<T>(r: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it never faults and changes no memory
+    // (SSE, which it needs, is part of x86_64); `r` is a valid reference anyway.
+    unsafe {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((r as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = r;
+}
+
 /// Hash of a hot-only subtable's masked key.
 #[inline(always)]
 fn hash_hot(masked: &[u64; HOT_WORDS]) -> u32 {
@@ -359,6 +373,48 @@ impl<D> Megaflows<D> {
         }
         self.lru = lru;
         k
+    }
+
+    /// The most hit subtable's bucket for `key`, if that subtable hashes
+    /// the hot words only.
+    #[inline(always)]
+    fn first_bucket(&self, key: &FlowKey) -> Option<&Bucket> {
+        let st = self.subtables.first().filter(|st| st.hot_only)?;
+        let hot: [u64; HOT_WORDS] = std::array::from_fn(|i| key.word(i));
+        st.buckets.get(st.hash(key, &hot) as usize & st.bmask)
+    }
+
+    /// First of two prefetch steps for a round of lookups (so that their
+    /// cache misses overlap instead of following one another): the home
+    /// bucket of `key` in the most hit subtable.
+    #[inline]
+    pub fn prefetch_bucket(&self, key: &FlowKey) {
+        if let Some(b) = self.first_bucket(key) {
+            prefetch(b);
+        }
+    }
+
+    /// Second step, once the bucket is in cache: the flow it points to
+    /// (the key compared on a hit, and the counters next to it).
+    #[inline]
+    pub fn prefetch_flow(&self, key: &FlowKey) {
+        let Some(&b) = self.first_bucket(key) else {
+            return;
+        };
+        if let Some(Some(f)) = self.slots.get(b.flow as usize).map(|s| s.flow.as_ref()) {
+            prefetch(&f.key);
+            prefetch(&f.counters);
+        }
+    }
+
+    /// Prefetches the actions of flow `idx` (to be executed after the round's lookups).
+    #[inline]
+    pub fn prefetch_actions(&self, idx: u32) {
+        if let Some(Some(f)) = self.slots.get(idx as usize).map(|s| s.flow.as_ref()) {
+            if let Some(a) = f.actions.first() {
+                prefetch(a);
+            }
+        }
     }
 
     /// Finds the megaflow matching `key`.

@@ -114,9 +114,18 @@ impl Emc {
     /// Inserts after a miss, subject to the insertion probability.
     #[inline]
     pub fn maybe_insert(&mut self, key: &FlowKey, hash: u32, flow: u32, gen: u32) {
+        if self.should_insert() {
+            self.insert(key, hash, flow, gen);
+        }
+    }
+
+    /// Whether this insertion is the one in `emc-insert-inv-prob` that is
+    /// made (for callers that build the key only then).
+    #[inline]
+    pub fn should_insert(&mut self) -> bool {
         match self.inv_prob {
-            0 => return,
-            1 => {}
+            0 => false,
+            1 => true,
             p => {
                 // xorshift32: cheap, and only decides whether to insert.
                 let mut x = self.rng;
@@ -124,12 +133,9 @@ impl Emc {
                 x ^= x >> 17;
                 x ^= x << 5;
                 self.rng = x;
-                if !x.is_multiple_of(p) {
-                    return;
-                }
+                x.is_multiple_of(p)
             }
         }
-        self.insert(key, hash, flow, gen);
     }
 
     pub fn insert(&mut self, key: &FlowKey, hash: u32, flow: u32, gen: u32) {

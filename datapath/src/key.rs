@@ -115,6 +115,14 @@ impl FlowKey {
         self.b[i * 8..i * 8 + 8].copy_from_slice(&w.to_ne_bytes());
     }
 
+    /// Sets the hot words (the first [`HOT_WORDS`]).
+    #[inline(always)]
+    pub fn set_hot(&mut self, words: &[u64; HOT_WORDS]) {
+        for (i, &w) in words.iter().enumerate() {
+            self.set_word(i, w);
+        }
+    }
+
     #[inline(always)]
     pub fn bytes(&self, ofs: usize, len: usize) -> &[u8] {
         &self.b[ofs..ofs + len]

@@ -524,8 +524,10 @@ pub struct Pmd<H: Upcall> {
     round: [u8; BATCH_SIZE],
     /// Per packet of the current round: what its key slot holds (`KIND_*`), and its hash.
     kinds: [u8; BATCH_SIZE],
-    /// An EMC miss's signature, while its key is made (cold words zero).
+    /// An EMC miss's signature, for the EMC (cold words zero).
     sig: FlowKey,
+    /// Per packet of the current round's misses: its signature, if it has one.
+    sigs: [[u64; HOT_WORDS]; BATCH_SIZE],
     hashes: [u32; BATCH_SIZE],
     solo: Vec<(usize, Arc<[DpAction]>)>,
     fbs: Vec<FlowBatch>,
@@ -571,6 +573,13 @@ const CLOCK_REFRESH_CYCLES: u64 = 2_000_000;
 const NO_SLOT: u8 = u8::MAX;
 /// A packet that runs its actions alone (its megaflow was not installed).
 const SOLO_SLOT: u8 = u8::MAX - 1;
+/// `handle_misses`'s note of each packet it looks up: a miss, whose key was
+/// made from a signature, with stale cold words.
+const PREP_MISS: u8 = 1;
+const PREP_SIG: u8 = 2;
+const PREP_STALE: u8 = 4;
+/// Megaflows from which `handle_misses` prefetches (see there).
+const PREFETCH_MIN_FLOWS: usize = 4096;
 const NO_SIMPLE: (u32, u32) = (u32::MAX, 0);
 const NO_RXQ: usize = usize::MAX;
 /// Input ports above this never get a simple-match entry (keeps the table small).
@@ -608,6 +617,7 @@ impl<H: Upcall> Pmd<H> {
             round: [NO_SLOT; BATCH_SIZE],
             kinds: [KIND_FULL; BATCH_SIZE],
             sig: FlowKey::ZERO,
+            sigs: [[0; HOT_WORDS]; BATCH_SIZE],
             hashes: [0; BATCH_SIZE],
             solo: Vec::new(),
             fbs: (0..BATCH_SIZE)
@@ -1021,15 +1031,22 @@ impl<H: Upcall> Pmd<H> {
     #[inline(never)]
     fn handle_misses(&mut self, batch: &mut Batch, epoch: u64, nfb: &mut usize, emc_on: bool) {
         let cold_masks = self.flows.has_cold_masks();
+        // Keys first, then two prefetch passes over them, then the lookups:
+        // with many flows, each lookup's bucket and megaflow are cache
+        // misses, which then overlap across the round instead of queueing.
+        let mut prep = [0u8; BATCH_SIZE];
+        let mut n_miss = 0;
         let per_packet = self
             .keys
             .iter_mut()
-            .zip(self.round.iter_mut())
-            .zip(self.kinds.iter());
-        for (i, (pkt, ((key, round), &kind))) in
-            batch.packets_mut().iter_mut().zip(per_packet).enumerate()
+            .zip(self.round.iter())
+            .zip(self.kinds.iter())
+            .zip(self.sigs.iter_mut())
+            .zip(prep.iter_mut());
+        for (pkt, ((((key, &round), &kind), sig), prep)) in
+            batch.packets_mut().iter_mut().zip(per_packet)
         {
-            if *round != NO_SLOT {
+            if round != NO_SLOT {
                 continue;
             }
             let mut kind = kind;
@@ -1048,12 +1065,10 @@ impl<H: Upcall> Pmd<H> {
             // A signature goes into the EMC; the key is made now.
             let is_sig = kind == KIND_SIG;
             if is_sig {
-                let mut sig = [0u64; HOT_WORDS];
                 for (i, w) in sig.iter_mut().enumerate() {
                     *w = key.word(i);
-                    self.sig.set_word(i, *w);
                 }
-                for (i, w) in key_of_sig(&sig).into_iter().enumerate() {
+                for (i, w) in key_of_sig(sig).into_iter().enumerate() {
                     key.set_word(i, w);
                 }
             }
@@ -1066,21 +1081,51 @@ impl<H: Upcall> Pmd<H> {
                 key.clear_cold();
                 stale = false;
             }
+            *prep = PREP_MISS | if is_sig { PREP_SIG } else { 0 } | if stale { PREP_STALE } else { 0 };
+            n_miss += 1;
+        }
+        // A table this small stays in cache: prefetching would only add work.
+        let prefetching = n_miss > 1 && self.flows.len() >= PREFETCH_MIN_FLOWS;
+        if prefetching {
+            for (key, _) in self.keys.iter().zip(prep.iter()).filter(|(_, &p)| p != 0) {
+                self.flows.prefetch_bucket(key);
+            }
+            for (key, _) in self.keys.iter().zip(prep.iter()).filter(|(_, &p)| p != 0) {
+                self.flows.prefetch_flow(key);
+            }
+        }
+        let per_packet = self
+            .keys
+            .iter_mut()
+            .zip(self.round.iter_mut())
+            .zip(prep.iter());
+        for (i, (pkt, ((key, round), &prep))) in
+            batch.packets_mut().iter_mut().zip(per_packet).enumerate()
+        {
+            if prep == 0 {
+                continue;
+            }
+            let is_sig = prep & PREP_SIG != 0;
+            let stale = prep & PREP_STALE != 0;
             let found = self.flows.lookup(key);
             let (flow, gen) = match found {
                 Some(hit) => {
+                    if prefetching {
+                        self.flows.prefetch_actions(hit.flow);
+                    }
                     self.counters.megaflow_hits += 1;
                     self.counters.megaflow_lookups += hit.lookups as u64;
-                    if emc_on {
+                    if emc_on && self.emc.should_insert() {
                         if stale {
                             key.clear_cold();
                         }
-                        self.emc.maybe_insert(
-                            if is_sig { &self.sig } else { key },
-                            pkt.meta().hash,
-                            hit.flow,
-                            hit.gen,
-                        );
+                        let k = if is_sig {
+                            self.sig.set_hot(&self.sigs[i]);
+                            &self.sig
+                        } else {
+                            &*key
+                        };
+                        self.emc.insert(k, pkt.meta().hash, hit.flow, hit.gen);
                     }
                     (hit.flow, hit.gen)
                 }
@@ -1131,13 +1176,14 @@ impl<H: Upcall> Pmd<H> {
                         .insert(key, &mask, acts.clone(), t.deps, t.version)
                     {
                         Ok((idx, gen)) => {
-                            if emc_on {
-                                self.emc.maybe_insert(
-                                    if is_sig { &self.sig } else { key },
-                                    pkt.meta().hash,
-                                    idx,
-                                    gen,
-                                );
+                            if emc_on && self.emc.should_insert() {
+                                let k = if is_sig {
+                                    self.sig.set_hot(&self.sigs[i]);
+                                    &self.sig
+                                } else {
+                                    &*key
+                                };
+                                self.emc.insert(k, pkt.meta().hash, idx, gen);
                             }
                             if self.config.simple_match && is_simple(key, &mask, &acts) {
                                 let port = key.in_port() as usize;
