@@ -12,6 +12,13 @@ pub trait RxQueue: Send {
     /// Appends up to `BATCH_SIZE - batch.len()` received packets to `batch`;
     /// returns how many.
     fn recv(&mut self, batch: &mut Batch) -> usize;
+
+    /// Whether each poll is a system call (a TAP device), not a look at
+    /// shared memory: a busy PMD thread polls such a queue less often
+    /// while it is empty.
+    fn polls_by_syscall(&self) -> bool {
+        false
+    }
 }
 
 /// Sends packets on one queue of a port.

@@ -175,6 +175,10 @@ struct TapRxq {
 }
 
 impl RxQueue for TapRxq {
+    fn polls_by_syscall(&self) -> bool {
+        true
+    }
+
     fn recv(&mut self, batch: &mut Batch) -> usize {
         let mut d = NetdevStats::default();
         let before = batch.len();
