@@ -76,7 +76,10 @@ fn empty_syscall_queues_are_polled_less_while_busy() {
     for _ in 0..16 {
         busy_round(&mut sw);
     }
-    assert!(queued.lock().unwrap().is_empty(), "not polled for 16 iterations");
+    assert!(
+        queued.lock().unwrap().is_empty(),
+        "not polled for 16 iterations"
+    );
     assert_eq!(sw.collect().len(), 17);
     // Idle: polled every iteration (the first may still skip).
     polls.store(0, Ordering::Relaxed);

@@ -1092,7 +1092,8 @@ impl<H: Upcall> Pmd<H> {
                 key.clear_cold();
                 stale = false;
             }
-            *prep = PREP_MISS | if is_sig { PREP_SIG } else { 0 } | if stale { PREP_STALE } else { 0 };
+            *prep =
+                PREP_MISS | if is_sig { PREP_SIG } else { 0 } | if stale { PREP_STALE } else { 0 };
             n_miss += 1;
         }
         // A table this small stays in cache: prefetching would only add work.

@@ -195,7 +195,10 @@ mod tests {
         assert_eq!(g.pmd.max_idle_ms, 500, "OVS's minimum");
         assert_eq!((g.pmd.upcall_rate, g.pmd.upcall_burst), (2000, 1));
         let (g, _) = cfg(&[("flow-limit", "200000")]);
-        assert_eq!(g.pmd.max_flows, 200000, "one thread holds OVS's default whole");
+        assert_eq!(
+            g.pmd.max_flows, 200000,
+            "one thread holds OVS's default whole"
+        );
         let (g, _) = cfg(&[("flow-limit", "100000000")]);
         assert_eq!(g.pmd.max_flows, MAX_FLOWS_PER_PMD, "per-thread cap");
         let (_, errs) = cfg(&[("upcall-rate", "fast")]);
