@@ -1,37 +1,44 @@
 #!/bin/bash
 # vhost_vs_ovs.sh - fvs against OVS 3.1 with DPDK on two vhost-user ports, in one
-# invocation, alternating run for run, in the harness of ../shared/bench/ovs_vhost_bench.sh
-# (dpdk-testpmd with two net_virtio_user ports on core 0 generating frames in both
-# directions, the switch with one PMD on core 1), plus the null switch (a second testpmd
-# forwarding between two net_vhost ports) as the harness's ceiling.  Run as root.
+# invocation, alternating run for run, in benches/vhost_bench.sh (the shared harness
+# ../shared/bench/ovs_vhost_bench.sh plus wildcard rules and VXLAN topologies: dpdk-testpmd
+# with two net_virtio_user ports on core 0 generating frames, the switch with one PMD on
+# core 1), plus the null switch (a second testpmd forwarding between two net_vhost ports) as
+# the harness's ceiling.  Run as root.
 #
 #   benches/vhost_vs_ovs.sh                      # scenario a, 3 rounds
-#   SCENARIOS="a b c d g" ROUNDS=2 benches/vhost_vs_ovs.sh
+#   SCENARIOS="a b c d e f g" ROUNDS=2 benches/vhost_vs_ovs.sh
 #   CURVE=1 ROUNDS=1 benches/vhost_vs_ovs.sh     # Mpps against active flows -> CSV + SVG
 #
 # Scenarios (issue 7): a = two in_port rules, 1 flow; b = 2000 nw_dst rules, 1000 flows;
-# c = 20k rules, 10k flows; d = 200k rules, 100k flows (30 s warm-up); g = as a, 1518-byte
-# frames.  Per scenario it prints each run, then a summary line: Mpps of each switch
-# (median of its runs), fvs/OVS, avg processing cycles per packet of each (the switches'
-# own pmd-stats-show), the null-switch ceiling and fvs/ceiling.  A window the harness flags
+# c = 20k rules, 10k flows; d = 200k rules, 100k flows (30 s warm-up); e = 1M flows against
+# 32 nw_dst/16 rules (megaflows stay wide, exact-match caches thrash; 10 s warm-up);
+# f = VXLAN, f-encap (frames from vhu0 leave vhu1 encapsulated) and f-decap (VXLAN frames into
+# vhu1 leave vhu0 decapsulated), one direction each, frames replayed from a pcap;
+# g = as a, 1518-byte frames.  Per scenario it prints each run, then a summary line: Mpps of
+# each switch (median of its runs), fvs/OVS, avg processing cycles per packet of each (the
+# switches' own pmd-stats-show), the null-switch ceiling and fvs/ceiling; d and e also give
+# fvs's rate as a share of its 1-flow rate (scenario a, when it ran before them).  A window the harness flags
 # as contaminated (other processes > 10% of a CPU, or steal > 5%) is left out; a run with no
 # clean window is reported as such and not counted.  The summary also goes to
 # $LOG/summary.csv; CURVE=1 writes $LOG/curve.csv and $LOG/curve.svg (benches/plot_curve.py).
 #
 # Environment: SCENARIOS ("a"), ROUNDS (3), WINDOWS (2), CEILING (1: measure the null
-# switch once per frame size; 0: skip), CURVE (0), CURVE_FLOWS ("1 10 100 1000 10000 100000"),
-# BENCH (path of ovs_vhost_bench.sh), FVS_BIN (release binaries, built if missing), LOG,
+# switch once per topology and frame size; 0: skip), CURVE (0), CURVE_OF (prefix: 32 /16
+# rules whatever the flow count; nwdst: two exact rules per flow), CURVE_FLOWS ("1 10 100
+# 1000 10000 100000 1000000"), BENCH (the harness, benches/vhost_bench.sh), FVS_BIN (release binaries, built if missing), LOG,
 # and any other knob of ovs_vhost_bench.sh (DURATION, EMC_PROB, ...), passed through.
 # Needs: dpdk-dev (dpdk-testpmd), openvswitch-switch-dpdk.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-BENCH=${BENCH:-$ROOT/../shared/bench/ovs_vhost_bench.sh}
+BENCH=${BENCH:-$HERE/vhost_bench.sh}
 ROUNDS=${ROUNDS:-3}
 CEILING=${CEILING:-1}
 SCENARIOS=${SCENARIOS:-a}
 CURVE=${CURVE:-0}
-CURVE_FLOWS=${CURVE_FLOWS:-1 10 100 1000 10000 100000}
+CURVE_OF=${CURVE_OF:-prefix}
+CURVE_FLOWS=${CURVE_FLOWS:-1 10 100 1000 10000 100000 1000000}
 export WINDOWS=${WINDOWS:-2}
 export FVS_BIN=${FVS_BIN:-$ROOT/target/release}
 export QUIET_WAIT=${QUIET_WAIT:-20}
@@ -57,7 +64,7 @@ run() {  # run SWITCH TAG
     local out="$LOG/$2.log"
     flock /tmp/fvs-e2e.lock env SWITCH="$1" bash "$BENCH" > "$out" 2>&1
     MPPS=""; CPP=""
-    if ! grep -q 'vhost-user p2p [0-9]*B: [0-9.]* Mpps' "$out"; then
+    if ! grep -q 'vhost-user [a-z0-9-]* [0-9]*B: [0-9.]* Mpps' "$out"; then
         echo "  $2: FAILED (see $out)" >&2
         tail -3 "$out" | sed 's/^/    /' >&2
         return
@@ -78,32 +85,36 @@ run() {  # run SWITCH TAG
 }
 
 declare -A CEIL_OF
-ceiling() {  # ceiling PKT_LEN: sets CEIL, the null switch's Mpps for this frame size (measured once)
-    local len=$1
+ceiling() {  # ceiling TOPO PKT_LEN: sets CEIL, the null switch's Mpps there (measured once)
+    local topo=$1 len=$2
     CEIL=""
     [ "$CEILING" = 1 ] || return
-    if [ -z "${CEIL_OF[$len]+x}" ]; then
-        PKT_LEN=$len NFLOWS=1 OF_FLOWS=port run testpmd "ceiling-${len}B"
-        CEIL_OF[$len]=$MPPS
-        echo "  null switch (testpmd io forwarding, ${len}B): ${MPPS:-n/a} Mpps"
+    if [ -z "${CEIL_OF[$topo-$len]+x}" ]; then
+        TOPO=$topo PKT_LEN=$len NFLOWS=1 OF_FLOWS=port run testpmd "ceiling-$topo-${len}B"
+        CEIL_OF[$topo-$len]=$MPPS
+        echo "  null switch (testpmd io forwarding, $topo, ${len}B): ${MPPS:-n/a} Mpps"
     fi
-    CEIL=${CEIL_OF[$len]}
+    CEIL=${CEIL_OF[$topo-$len]}
 }
 
 SUMMARY=()
+ONE_FLOW=""   # fvs's Mpps in scenario a, for d and e
 echo "scenario,rules,flows,pkt_len,fvs_mpps,ovs_mpps,fvs_over_ovs,fvs_cycles_per_pkt,ovs_cycles_per_pkt,ceiling_mpps,fvs_over_ceiling" > "$LOG/summary.csv"
-# scenario NAME OF_FLOWS NFLOWS PKT_LEN WARMUP: alternating rounds, then its summary line.
+# scenario NAME OF_FLOWS NFLOWS PKT_LEN WARMUP [TOPO]: alternating rounds, then its summary line.
 scenario() {
-    local name=$1 of=$2 n=$3 len=$4 warm=$5
-    local rules=2; [ "$of" = nwdst ] && rules=$((2 * n))
-    echo "== scenario $name: $rules rules ($of), $n flow(s), ${len}B frames, ${warm}s warm-up"
-    ceiling "$len"; local ceil=$CEIL
+    local name=$1 of=$2 n=$3 len=$4 warm=$5 topo=${6:-p2p}
+    local rules=2
+    [ "$of" = nwdst ] && rules=$((2 * n))
+    [ "$of" = prefix ] && rules=$((2 * ((((253 << 16) + n - 1) >> 16) - 253 + 1)))   # /16 blocks of 10.253.0.0 + i
+    [ "$topo" = p2p ] || rules=4
+    echo "== scenario $name: $rules rules ($of), $n flow(s), ${len}B frames, ${warm}s warm-up, $topo"
+    ceiling "$topo" "$len"; local ceil=$CEIL
     local FV="" OV="" FC="" OC="" r s order
     for ((r = 1; r <= ROUNDS; r++)); do
         # Alternate which switch goes first, so slow drifts of the host hit both alike.
         if [ $((r % 2)) = 1 ]; then order="fvs ovs"; else order="ovs fvs"; fi
         for s in $order; do
-            OF_FLOWS=$of NFLOWS=$n PKT_LEN=$len WARMUP=$warm run $s "$name-$s-$r"
+            TOPO=$topo OF_FLOWS=$of NFLOWS=$n PKT_LEN=$len WARMUP=$warm run $s "$name-$s-$r"
             printf '  round %d: %-3s %s Mpps, %s cycles/pkt\n' "$r" "$s" "${MPPS:-n/a}" "${CPP:-n/a}"
             [ -n "$MPPS" ] || continue
             if [ $s = fvs ]; then FV="$FV $MPPS"; FC="$FC $CPP"; else OV="$OV $MPPS"; OC="$OC $CPP"; fi
@@ -118,6 +129,10 @@ scenario() {
         printf "%s: fvs %s Mpps (%s cycles/pkt), OVS %s Mpps (%s cycles/pkt), fvs/OVS %s, ceiling %s Mpps, fvs/ceiling %s",
             n, f == "" ? "n/a" : f, fc == "" ? "n/a" : fc, o == "" ? "n/a" : o, oc == "" ? "n/a" : oc,
             ratio, c == "" ? "n/a" : c, cr }')
+    [ "$name" = a ] && ONE_FLOW=$f
+    if { [ "$name" = d ] || [ "$name" = e ]; } && [ -n "$ONE_FLOW" ] && [ -n "$f" ]; then
+        line="$line, $(awk -v f="$f" -v a="$ONE_FLOW" 'BEGIN { printf "fvs at %s flows keeps %.0f%% of its 1-flow rate (%s Mpps)", "'"$n"'", 100 * f / a, a }')"
+    fi
     echo "$line"
     SUMMARY+=("$line")
     awk -v n="$name" -v r=$rules -v fl=$n -v l=$len -v f="$f" -v o="$o" -v fc="$fc" -v oc="$oc" -v c="$ceil" 'BEGIN {
@@ -128,8 +143,8 @@ scenario() {
 
 if [ "$CURVE" = 1 ]; then
     for n in $CURVE_FLOWS; do
-        warm=3; [ "$n" -ge 50000 ] && warm=30
-        scenario "flows-$n" nwdst "$n" 64 $warm
+        warm=3; [ "$n" -ge 50000 ] && warm=10; [ "$n" -ge 50000 ] && [ "$CURVE_OF" = nwdst ] && warm=30
+        scenario "flows-$n" "$CURVE_OF" "$n" 64 $warm
     done
     awk -F, 'NR > 1 { print $3 "," $5 "," $6 }' "$LOG/summary.csv" | sed '1i flows,fvs_mpps,ovs_mpps' > "$LOG/curve.csv"
     python3 "$HERE/plot_curve.py" "$LOG/curve.csv" "$LOG/curve.svg" \
@@ -141,8 +156,11 @@ else
             b) scenario b nwdst 1000 64 3 ;;
             c) scenario c nwdst 10000 64 3 ;;
             d) scenario d nwdst 100000 64 30 ;;
+            e) scenario e prefix 1000000 64 10 ;;
+            f) scenario f-encap port 1 64 3 vxlan-encap
+               scenario f-decap port 1 64 3 vxlan-decap ;;
             g) scenario g port 1 1518 3 ;;
-            *) die "unknown scenario $sc (a b c d g; e and f need topologies of their own)" ;;
+            *) die "unknown scenario $sc (a b c d e f g)" ;;
         esac
     done
 fi
