@@ -322,7 +322,9 @@ link_ok() {
     if is_switch; then
         [ "$(vsctl get Interface vhu0 link_state)" = up ] && [ "$(vsctl get Interface vhu1 link_state)" = up ]
     else
-        [ "$(tp 'show port info all' 0.3 | grep -c 'Link status: up')" = 2 ]
+        # The generator's two virtio-user ports (p2p: 0 and 1; VXLAN: 1 and 2).
+        [ "$(tp "show port info $RXP0" 0.3 | grep -c 'Link status: up')" = 1 ] &&
+            [ "$(tp "show port info $RXP1" 0.3 | grep -c 'Link status: up')" = 1 ]
     fi
 }
 for i in $(seq 1 150); do link_ok && break; sleep 0.2; done   # up to 30 s: a big flow table delays it
