@@ -33,7 +33,7 @@ fn icmp4(src: [u8; 6], dst: [u8; 6], sip: [u8; 4], dip: [u8; 4]) -> Vec<u8> {
 }
 
 fn frame(i: u32) -> Vec<u8> {
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         icmp4(mac(1), mac(2), [10, 254, 0, 1], dst(i))
     } else {
         tcp4(mac(1), mac(2), [10, 254, 0, 1], dst(i), 1024, 80)
