@@ -375,21 +375,30 @@ impl<D> Megaflows<D> {
         k
     }
 
-    /// The most hit subtable's bucket for `key`, if that subtable hashes
-    /// the hot words only.
-    #[inline(always)]
-    fn first_bucket(&self, key: &FlowKey) -> Option<&Bucket> {
+    /// The hash of `key` in the most hit subtable, if that one is hot-only:
+    /// what the prefetch steps and [`Megaflows::lookup_hashed`] take, so
+    /// that a round of lookups computes it once per key.
+    #[inline]
+    pub fn first_hash(&self, key: &FlowKey) -> Option<u32> {
         let st = self.subtables.first().filter(|st| st.hot_only)?;
         let hot: [u64; HOT_WORDS] = std::array::from_fn(|i| key.word(i));
-        st.buckets.get(st.hash(key, &hot) as usize & st.bmask)
+        Some(st.hash(key, &hot))
+    }
+
+    /// The most hit subtable's bucket for hash `h`.
+    #[inline(always)]
+    fn first_bucket(&self, h: u32) -> Option<&Bucket> {
+        let st = self.subtables.first()?;
+        st.buckets.get(h as usize & st.bmask)
     }
 
     /// First of two prefetch steps for a round of lookups (so that their
     /// cache misses overlap instead of following one another): the home
-    /// bucket of `key` in the most hit subtable.
+    /// bucket, in the most hit subtable, of the key whose
+    /// [`Megaflows::first_hash`] is `h`.
     #[inline]
-    pub fn prefetch_bucket(&self, key: &FlowKey) {
-        if let Some(b) = self.first_bucket(key) {
+    pub fn prefetch_bucket(&self, h: u32) {
+        if let Some(b) = self.first_bucket(h) {
             prefetch(b);
         }
     }
@@ -397,8 +406,8 @@ impl<D> Megaflows<D> {
     /// Second step, once the bucket is in cache: the flow it points to
     /// (the key compared on a hit, and the counters next to it).
     #[inline]
-    pub fn prefetch_flow(&self, key: &FlowKey) {
-        let Some(&b) = self.first_bucket(key) else {
+    pub fn prefetch_flow(&self, h: u32) {
+        let Some(&b) = self.first_bucket(h) else {
             return;
         };
         if let Some(Some(f)) = self.slots.get(b.flow as usize).map(|s| s.flow.as_ref()) {
@@ -420,19 +429,32 @@ impl<D> Megaflows<D> {
     /// Finds the megaflow matching `key`.
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey) -> Option<Hit> {
+        self.lookup_hashed(key, None)
+    }
+
+    /// [`Megaflows::lookup`] given `key`'s [`Megaflows::first_hash`], taken
+    /// since the subtables last changed (an insert may add one in front).
+    #[inline]
+    pub fn lookup_hashed(&mut self, key: &FlowKey, first: Option<u32>) -> Option<Hit> {
         let slots = &self.slots;
         let hot: [u64; HOT_WORDS] = std::array::from_fn(|i| key.word(i));
         // Hot-only subtables come first (see `rank`): their loop needs no test.
         let n_hot = self.subtables.len() - self.n_cold;
         let (hot_tables, cold_tables) = self.subtables.split_at_mut(n_hot);
         for (n, st) in hot_tables.iter_mut().enumerate() {
-            // Scalar on purpose: each masked word feeds a CRC instruction.
-            let mut h = BASIS;
-            for (k, m) in hot.iter().zip(st.hot_mask.iter()) {
-                h = mix(h, k & m);
-            }
+            let h = match first {
+                Some(h) if n == 0 => h,
+                _ => {
+                    // Scalar on purpose: each masked word feeds a CRC instruction.
+                    let mut h = BASIS;
+                    for (k, m) in hot.iter().zip(st.hot_mask.iter()) {
+                        h = mix(h, k & m);
+                    }
+                    finish(h)
+                }
+            };
             let hm = &st.hot_mask;
-            let found = st.probe(finish(h), slots, |stored| {
+            let found = st.probe(h, slots, |stored| {
                 let mut diff = 0;
                 for w in 0..HOT_WORDS {
                     diff |= (hot[w] & hm[w]) ^ stored.word(w);

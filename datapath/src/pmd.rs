@@ -1098,14 +1098,23 @@ impl<H: Upcall> Pmd<H> {
         }
         // A table this small stays in cache: prefetching would only add work.
         let prefetching = n_miss > 1 && self.flows.len() >= PREFETCH_MIN_FLOWS;
+        // Each key's hash in the most hit subtable, computed once for the
+        // two prefetch steps and the lookup.
+        let mut first = [None; BATCH_SIZE];
         if prefetching {
-            for (key, _) in self.keys.iter().zip(prep.iter()).filter(|(_, &p)| p != 0) {
-                self.flows.prefetch_bucket(key);
+            let keys = self.keys.iter().zip(prep.iter()).zip(first.iter_mut());
+            for ((key, _), h) in keys.filter(|((_, &p), _)| p != 0) {
+                *h = self.flows.first_hash(key);
+                if let Some(h) = *h {
+                    self.flows.prefetch_bucket(h);
+                }
             }
-            for (key, _) in self.keys.iter().zip(prep.iter()).filter(|(_, &p)| p != 0) {
-                self.flows.prefetch_flow(key);
+            for h in first.iter().flatten() {
+                self.flows.prefetch_flow(*h);
             }
         }
+        // Until an insert changes the subtables (it may add one in front).
+        let mut hashes_valid = true;
         let per_packet = self
             .keys
             .iter_mut()
@@ -1119,7 +1128,9 @@ impl<H: Upcall> Pmd<H> {
             }
             let is_sig = prep & PREP_SIG != 0;
             let stale = prep & PREP_STALE != 0;
-            let found = self.flows.lookup(key);
+            let found = self
+                .flows
+                .lookup_hashed(key, if hashes_valid { first[i] } else { None });
             let (flow, gen) = match found {
                 Some(hit) => {
                     if prefetching {
@@ -1183,6 +1194,7 @@ impl<H: Upcall> Pmd<H> {
                         self.solo.push((i, acts));
                         continue;
                     }
+                    hashes_valid = false;
                     match self
                         .flows
                         .insert(key, &mask, acts.clone(), t.deps, t.version)
