@@ -136,6 +136,17 @@ fn testpmd_exactly_n_both_port_types_and_testpmd_restart() {
     assert!(sw
         .get("Interface", "vhu1", "status:features")
         .starts_with("0x"));
+    // testpmd enables one queue pair of the eight offered: pmd-rxq-show
+    // says so, as OVS does.
+    let rxq = sw.appctl(&["dpif-netdev/pmd-rxq-show"]);
+    assert!(
+        rxq.contains("  port: vhu1              queue-id:  0 (enabled)   pmd usage:"),
+        "{rxq}"
+    );
+    assert!(
+        rxq.contains("  port: vhu1              queue-id:  1 (disabled)  pmd usage:"),
+        "{rxq}"
+    );
 
     exactly_n(&sw, &mut tp);
     // fvs saw the same: N in and N out on each port, nothing dropped.

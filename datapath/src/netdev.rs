@@ -19,6 +19,12 @@ pub trait RxQueue: Send {
     fn polls_by_syscall(&self) -> bool {
         false
     }
+
+    /// Whether the queue can receive now: a vhost-user queue the guest has
+    /// not enabled (or not set up) cannot (`pmd-rxq-show` says "disabled").
+    fn enabled(&self) -> bool {
+        true
+    }
 }
 
 /// Sends packets on one queue of a port.

@@ -412,6 +412,8 @@ pub struct RxqLoad {
     pub qid: usize,
     /// Cycles over the kept intervals.
     pub cycles: u64,
+    /// [`RxQueue::enabled`] when the load was taken.
+    pub enabled: bool,
 }
 
 /// A PMD thread's load over the kept intervals.
@@ -729,6 +731,7 @@ impl<H: Upcall> Pmd<H> {
                     port: r.port,
                     qid: r.qid,
                     cycles: r.history.iter().sum(),
+                    enabled: r.queue.enabled(),
                 })
                 .collect(),
         }

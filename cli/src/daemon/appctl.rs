@@ -107,8 +107,14 @@ pub fn pmd_rxq_show(d: &Daemon, args: &[String]) -> Result<String, String> {
         for r in &rxqs {
             rxq_sum += r.cycles;
             let name = names.get(&r.port).map(String::as_str).unwrap_or("?");
+            // OVS's width: "(enabled) " and "(disabled)" line up.
+            let state = if r.enabled {
+                "(enabled) "
+            } else {
+                "(disabled)"
+            };
             out += &format!(
-                "  port: {name:<16}  queue-id: {:>2} (enabled)   pmd usage: ",
+                "  port: {name:<16}  queue-id: {:>2} {state}  pmd usage: ",
                 r.qid
             );
             out += &percent_or_not_avail(r.cycles, total);

@@ -109,6 +109,12 @@ impl RxQueue for VhostRxq {
         }
         dequeue(&mut g, cell, &self.pool, batch, &mut self.hint)
     }
+
+    fn enabled(&self) -> bool {
+        self.shared.vrings[self.vring]
+            .ready_hint
+            .load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for VhostRxq {
