@@ -1131,9 +1131,10 @@ impl<H: Upcall> Pmd<H> {
             }
             let is_sig = prep & PREP_SIG != 0;
             let stale = prep & PREP_STALE != 0;
-            let found = self
-                .flows
-                .lookup_hashed(key, if hashes_valid { first[i] } else { None });
+            let found = match first[i] {
+                Some(h) if hashes_valid => self.flows.lookup_hashed(key, h),
+                _ => self.flows.lookup(key),
+            };
             let (flow, gen) = match found {
                 Some(hit) => {
                     if prefetching {
