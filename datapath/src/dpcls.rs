@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::actions::DpAction;
 use crate::hash::{finish, masked_hash, mix, BASIS};
 use crate::key::{FlowKey, HOT_WORDS, KEY_WORDS};
+use crate::prefetch;
 
 /// Megaflows a PMD thread holds when `flow-limit` is not set. OVS stops at
 /// 65536 per thread (a fixed-size table), which makes 100k active flows
@@ -70,20 +71,6 @@ struct Slot<D> {
 struct Bucket {
     hash: u32,
     flow: u32,
-}
-
-/// Asks the CPU to bring the cache line of `r` in.
-#[inline(always)]
-fn prefetch<T>(r: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint: it never faults and changes no memory
-    // (SSE, which it needs, is part of x86_64); `r` is a valid reference anyway.
-    unsafe {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>((r as *const T).cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = r;
 }
 
 /// Hash of a hot-only subtable's masked key.
@@ -399,7 +386,7 @@ impl<D> Megaflows<D> {
     #[inline]
     pub fn prefetch_bucket(&self, h: u32) {
         if let Some(b) = self.first_bucket(h) {
-            prefetch(b);
+            prefetch::read(b);
         }
     }
 
@@ -411,8 +398,8 @@ impl<D> Megaflows<D> {
             return;
         };
         if let Some(Some(f)) = self.slots.get(b.flow as usize).map(|s| s.flow.as_ref()) {
-            prefetch(&f.key);
-            prefetch(&f.counters);
+            prefetch::read(&f.key);
+            prefetch::read(&f.counters);
         }
     }
 
@@ -421,7 +408,7 @@ impl<D> Megaflows<D> {
     pub fn prefetch_actions(&self, idx: u32) {
         if let Some(Some(f)) = self.slots.get(idx as usize).map(|s| s.flow.as_ref()) {
             if let Some(a) = f.actions.first() {
-                prefetch(a);
+                prefetch::read(a);
             }
         }
     }

@@ -18,6 +18,7 @@ pub mod netdev;
 pub mod odp;
 pub mod packet;
 pub mod pmd;
+pub mod prefetch;
 pub mod ring;
 pub mod tunnel;
 pub mod upcall;

@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 use fvs_datapath::netdev::{RxQueue, TxQueue};
 use fvs_datapath::packet::{Batch, Packet, PacketPool, BATCH_SIZE, DATA_ROOM};
+use fvs_datapath::prefetch;
 
 use super::device::{QueueStats, Shared, VringCell, VringState, NO_PAIR};
 use super::vring::{
@@ -197,7 +198,13 @@ fn dequeue(
     };
     let (hdr, indirect) = (st.hdr_len, st.indirect);
     let (mut last_avail, mut last_used) = (st.last_avail, st.last_used);
-    prefetch_tx_buffers(ring, last_avail, n, hint);
+    // The first two lines of each frame: a 64-byte one spans both.
+    prefetch_chains(ring, last_avail, n, 0, hint, |p, d| {
+        prefetch::read(p);
+        if d.len > 64 {
+            prefetch::read(p.wrapping_add(64));
+        }
+    });
     let mut shadow = UsedShadow::new(last_used);
     let (mut got, mut bytes, mut dropped, mut errors) = (0u64, 0u64, 0u64, 0u64);
     let mut fatal = None;
@@ -411,7 +418,11 @@ fn enqueue(
         }
     };
     let (mut last_avail, mut last_used) = (st.last_avail, st.last_used);
-    prefetch_rx_buffers(ring, last_avail, pkts.len().min(free as usize), hint);
+    let has_write = prefetch::has_write();
+    let n = pkts.len().min(free as usize);
+    prefetch_chains(ring, last_avail, n, DESC_F_WRITE, hint, |p, _| {
+        prefetch::write(p, has_write)
+    });
     let mut shadow = UsedShadow::new(last_used);
     let (mut sent, mut bytes, mut dropped, mut errors, mut retries) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
@@ -540,110 +551,33 @@ fn enqueue(
 }
 
 /// Asks for the descriptors and the buffers of the next `n` available
-/// chains of a receive ring. The driver, on another core, wrote both last:
-/// each is a cache miss here, and found one packet after the other in the
-/// copy loop they followed one another (perf: half of `enqueue`'s samples
-/// on the first store into a buffer, a fifth on the descriptor load). Asked
-/// for together, they overlap. Only hints: nothing here is trusted, the
-/// copy loop checks everything again.
+/// chains of a ring whose head descriptors carry `flags`. The driver, on
+/// another core, wrote both last: each is a cache miss here, and found one
+/// packet after the other in the copy loop they followed one another (perf:
+/// half of `enqueue`'s samples on the first store into a buffer, a fifth on
+/// the descriptor load). Asked for together, they overlap. Only hints:
+/// nothing here is trusted, the copy loops check everything again.
 #[inline(always)]
-fn prefetch_rx_buffers(ring: &Ring, last_avail: u16, n: usize, hint: &mut usize) {
-    let write = has_prefetchw();
+fn prefetch_chains(
+    ring: &Ring,
+    last_avail: u16,
+    n: usize,
+    flags: u16,
+    hint: &mut usize,
+    buffer: impl Fn(*const u8, &Desc),
+) {
     for j in 0..n {
         let head = ring.avail_entry(last_avail.wrapping_add(j as u16));
         if head as u32 >= ring.size() {
             return;
         }
         let d = ring.desc(head);
-        if d.flags == DESC_F_WRITE {
-            if let Some(dst) = ring.mem().gpa(d.addr, 1, hint) {
-                prefetch_write(dst, write);
+        if d.flags == flags {
+            if let Some(p) = ring.mem().gpa(d.addr, 1, hint) {
+                buffer(p, &d);
             }
         }
     }
-}
-
-/// Asks for the descriptors and the first two cache lines of the buffers of
-/// the next `n` available chains of a transmit ring (see
-/// [`prefetch_rx_buffers`]: the same misses, to be read).
-#[inline(always)]
-fn prefetch_tx_buffers(ring: &Ring, last_avail: u16, n: usize, hint: &mut usize) {
-    for j in 0..n {
-        let head = ring.avail_entry(last_avail.wrapping_add(j as u16));
-        if head as u32 >= ring.size() {
-            return;
-        }
-        let d = ring.desc(head);
-        if d.flags == 0 {
-            if let Some(src) = ring.mem().gpa(d.addr, u64::from(d.len.max(1)), hint) {
-                prefetch_read(src);
-                if d.len > 64 {
-                    prefetch_read(src.wrapping_add(64));
-                }
-            }
-        }
-    }
-}
-
-/// Asks the CPU for the cache line at `p`, to be read.
-#[inline(always)]
-fn prefetch_read(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint: it never faults, whatever the address,
-    // and changes no memory (SSE is part of x86_64).
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
-/// Asks the CPU for the cache line at `p`, to be written (PREFETCHW if
-/// `write`: the CPU has it; a read prefetch otherwise).
-#[inline(always)]
-fn prefetch_write(p: *const u8, write: bool) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if write {
-            // SAFETY: a prefetch is a hint: it never faults, whatever the
-            // address, and changes no memory; the CPU has the instruction
-            // (CPUID checked).
-            unsafe {
-                std::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
-            }
-        } else {
-            // SAFETY: as above (SSE is part of x86_64).
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-            }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (p, write);
-}
-
-/// Whether the CPU has PREFETCHW (CPUID 0x8000_0001, ECX bit 8); asked once.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn has_prefetchw() -> bool {
-    use std::sync::atomic::AtomicU8;
-    static KNOWN: AtomicU8 = AtomicU8::new(0);
-    match KNOWN.load(Ordering::Relaxed) {
-        1 => false,
-        2 => true,
-        _ => {
-            // Leaf 0x8000_0001 exists on every x86_64 CPU.
-            let ecx = std::arch::x86_64::__cpuid(0x8000_0001).ecx;
-            let has = ecx & (1 << 8) != 0;
-            KNOWN.store(if has { 2 } else { 1 }, Ordering::Relaxed);
-            has
-        }
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn has_prefetchw() -> bool {
-    false
 }
 
 /// Writes a virtio-net header with no offloads at `dst`: 12 bytes with
