@@ -1,7 +1,7 @@
 #!/bin/bash
 # vhost_bench.sh - the project's copy of ../shared/bench/ovs_vhost_bench.sh (the harness the
-# issue-7 figures of OVS come from), with two additions; with neither, it does exactly what
-# the shared harness does.  Run as root; benches/vhost_vs_ovs.sh drives it.
+# issue-7 figures of OVS come from), with three additions; with none (HOST_PROBE=0), it does
+# exactly what the shared harness does.  Run as root; benches/vhost_vs_ovs.sh drives it.
 #
 #   OF_FLOWS=prefix  PREFIX_LEN=16   a few wildcard rules "ip,in_port=X,nw_dst=A.B.0.0/16", one
 #                    per /PREFIX_LEN block the flowgen destinations fall in (10.253.0.0 + i):
@@ -19,6 +19,9 @@
 #     NFLOWS inner destinations (10.253.0.0 + i), one frame each in the pcap
 #     (benches/vxlan_frames.py).  The final line is the rate arriving at the far port.
 #     With SWITCH=testpmd the null switch io-forwards the same frames between the two sockets.
+#   HOST_PROBE=1     (default) benches/hostprobe.rs on both CPUs: a window during which the host
+#                    ran this VM slow (more than HOST_SLOW_MAX, 10%, of the samples) is flagged
+#                    as contaminated, like one with other load or steal.
 #
 # --- the shared harness's own description follows ---
 # ovs_vhost_bench.sh - OVS-DPDK vhost-user throughput benchmark without a NIC, end to end
@@ -82,7 +85,7 @@ appctl() { if [ $P = fvs ]; then timeout 20 "$FVS_BIN/fvs-appctl" -t $VSCTL_SOCK
 log() { echo "[$(date +%T)] $*" >&2; }
 die() { log "FATAL: $*"; exit 1; }
 
-TPMD_PID=""; SW_PID=""; ORIG_NR_HP=""; MOUNTED=0; FIFO_OPEN=0; NETNS_MADE=0
+TPMD_PID=""; SW_PID=""; PROBE_PIDS=""; ORIG_NR_HP=""; MOUNTED=0; FIFO_OPEN=0; NETNS_MADE=0
 stop_pid() {  # stop_pid PID NAME : wait up to 5 s, then SIGTERM, then SIGKILL (only our own PIDs)
     local p=$1 i
     for i in $(seq 1 50); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
@@ -92,6 +95,7 @@ stop_pid() {  # stop_pid PID NAME : wait up to 5 s, then SIGTERM, then SIGKILL (
 cleanup() {
     set +e
     log "cleanup"
+    for p in $PROBE_PIDS; do kill "$p" 2>/dev/null; done
     if [ -n "$TPMD_PID" ] && kill -0 "$TPMD_PID" 2>/dev/null; then
         [ $FIFO_OPEN = 1 ] && { echo "stop" >&3; echo "quit" >&3; } 2>/dev/null
         stop_pid "$TPMD_PID" testpmd
@@ -163,6 +167,34 @@ if [ "$QUIET_WAIT" -gt 0 ]; then    # optional: wait for other load on the box t
         [ $SECONDS -ge $end ] && { log "machine still busy (${busy}%), starting anyway"; break; }
     done
 fi
+
+# ------------------------------------------------------------------------------ host probe
+# The host changes under this VM for seconds at a time (a vCPU shares its core, or the two
+# vCPUs land far apart and a cache line takes 6x longer between them), slowing switch and
+# generator alike, unseen by steal time: benches/hostprobe.rs times a fixed piece of
+# arithmetic on each CPU and cache-line round trips between them every 200 ms, from now on.
+# A window in which more than HOST_SLOW_MAX% of the samples were slow (round trip >= 2x the
+# fastest so far, or arithmetic >= 1.25x) is contaminated.
+HOST_PROBE=${HOST_PROBE:-1}; HOST_SLOW_MAX=${HOST_SLOW_MAX:-10}
+if [ "$HOST_PROBE" = 1 ]; then
+    command -v rustc >/dev/null || die "rustc needed for the host probe (or HOST_PROBE=0)"
+    rustc -O --edition 2021 -o $B/hostprobe "$(dirname "$0")/hostprobe.rs" || die "cannot build benches/hostprobe.rs"
+    $B/hostprobe $GEN_CPU $PMD_CPU > $B/log/hostprobe.log 2>&1 &
+    PROBE_PIDS=$!
+    sleep 0.5
+    kill -0 $PROBE_PIDS 2>/dev/null || die "hostprobe: $(cat $B/log/hostprobe.log)"
+fi
+host_slow() {  # host_slow T_START T_END: % of the probe's samples in the interval that were slow
+    [ "$HOST_PROBE" = 1 ] || { echo 0; return; }
+    awk -v ta=$1 -v tb=$2 '
+        $2 != "-" && (!r || $2 < r) { r = $2 }
+        !a || $3 < a { a = $3 }
+        !b || $4 < b { b = $4 }
+        { t[NR] = $1; rt[NR] = $2; ua[NR] = $3; ub[NR] = $4 }
+        END { for (i = 1; i <= NR; i++) if (t[i] >= ta && t[i] <= tb) {
+                  n++; if (rt[i] == "-" || rt[i] >= 2 * r || ua[i] >= 1.25 * a || ub[i] >= 1.25 * b) slow++ }
+              printf "%.0f\n", n ? 100 * slow / n : 100 }' $B/log/hostprobe.log
+}
 
 # ------------------------------------------------------------------------------ hugepages
 need=$(( (OVS_MEM + TPMD_MEM) / 2 + 64 ))          # 2 MB pages
@@ -337,7 +369,7 @@ parse() {  # "show port stats all" text -> "rx0 rx1 rxpps0 rxpps1" of ports RXP0
          END{print rx[a]+0, rx[b]+0, rp[a]+0, rp[b]+0}'
 }
 cpu_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8, $9}' /proc/stat; }   # busy, steal (ticks)
-my_ticks() { local t=0 p; for p in $TPMD_PID $SW_PID $(is_switch && cat $B/run/$P-vswitchd.pid); do
+my_ticks() { local t=0 p; for p in $TPMD_PID $SW_PID $PROBE_PIDS $(is_switch && cat $B/run/$P-vswitchd.pid); do
     t=$((t + $(awk '{print $14+$15}' /proc/$p/stat 2>/dev/null || echo 0))); done; echo $t; }
 if [ "$MODE" = io ] && ! is_vx; then tp "start tx_first $TXFIRST" 0.2 >/dev/null; else tp start 0.2 >/dev/null; fi
 sleep $WARMUP
@@ -369,9 +401,10 @@ for ((w = 1; w <= WINDOWS; w++)); do
     else
     echo "window $w/$WINDOWS: $AGG Mpps aggregate | per-direction (testpmd Rx-pps): vhu0->vhu1 $D01, vhu1->vhu0 $D10 Mpps | wall-clock cross-check: $WALL Mpps"
     fi
-    echo "window $w/$WINDOWS: switch pmd (cpu $PMD_CPU) idle: ${PMD_IDLE:-n/a}% , avg processing cycles/pkt: ${CPP:-n/a} ; foreign CPU load: ${FOREIGN}% of one CPU, steal: ${STEAL}%"
-    if awk -v f=$FOREIGN -v s=$STEAL 'BEGIN{ exit !(f > 10 || s > 5) }'; then
-        echo "WARNING: window $w: other processes (${FOREIGN}% of a CPU) or hypervisor steal (${STEAL}%) -> result contaminated"; BAD=1
+    SLOW=$(host_slow $Ta $Tb)
+    echo "window $w/$WINDOWS: switch pmd (cpu $PMD_CPU) idle: ${PMD_IDLE:-n/a}% , avg processing cycles/pkt: ${CPP:-n/a} ; foreign CPU load: ${FOREIGN}% of one CPU, steal: ${STEAL}%, host slow: ${SLOW}% of probes"
+    if awk -v f=$FOREIGN -v s=$STEAL -v h=$SLOW -v hm=$HOST_SLOW_MAX 'BEGIN{ exit !(f > 10 || s > 5 || h > hm) }'; then
+        echo "WARNING: window $w: other processes (${FOREIGN}% of a CPU), hypervisor steal (${STEAL}%) or a slow host (${SLOW}% of probes) -> result contaminated"; BAD=1
     fi
     AGGS="$AGGS $AGG"
 done

@@ -19,11 +19,12 @@
 # each switch (median of its runs), fvs/OVS, avg processing cycles per packet of each (the
 # switches' own pmd-stats-show), the null-switch ceiling and fvs/ceiling; d and e also give
 # fvs's rate as a share of its 1-flow rate (scenario a, when it ran before them).  A window the harness flags
-# as contaminated (other processes > 10% of a CPU, or steal > 5%) is left out; a run with no
-# clean window is reported as such and not counted.  The summary also goes to
+# as contaminated (other processes > 10% of a CPU, steal > 5%, or the host running this VM
+# slow: benches/hostprobe.rs) is left out; a run with no
+# clean window is run again (up to RETRIES times), then reported as such and not counted.  The summary also goes to
 # $LOG/summary.csv; CURVE=1 writes $LOG/curve.csv and $LOG/curve.svg (benches/plot_curve.py).
 #
-# Environment: SCENARIOS ("a"), ROUNDS (3), WINDOWS (2), CEILING (1: measure the null
+# Environment: SCENARIOS ("a"), ROUNDS (3), WINDOWS (2), RETRIES (2), CEILING (1: measure the null
 # switch once per topology and frame size; 0: skip), CURVE (0), CURVE_OF (prefix: 32 /16
 # rules whatever the flow count; nwdst: two exact rules per flow), CURVE_FLOWS ("1 10 100
 # 1000 10000 100000 1000000"), BENCH (the harness, benches/vhost_bench.sh), FVS_BIN (release binaries, built if missing), LOG,
@@ -39,6 +40,7 @@ SCENARIOS=${SCENARIOS:-a}
 CURVE=${CURVE:-0}
 CURVE_OF=${CURVE_OF:-prefix}
 CURVE_FLOWS=${CURVE_FLOWS:-1 10 100 1000 10000 100000 1000000}
+RETRIES=${RETRIES:-2}
 export WINDOWS=${WINDOWS:-2}
 export FVS_BIN=${FVS_BIN:-$ROOT/target/release}
 export QUIET_WAIT=${QUIET_WAIT:-20}
@@ -60,10 +62,15 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END{if (NR == 
 # One run of the harness with the scenario's knobs in the environment; sets MPPS and CPP
 # (medians over its clean windows; empty when it failed or no window was clean).  The
 # harness takes care of hugepages, processes and sockets, also when it fails.
-run() {  # run SWITCH TAG
+run() {  # run SWITCH TAG: run_once, again (up to RETRIES times) while every window was contaminated
+    local k
+    run_once "$1" "$2"
+    for ((k = 1; k <= RETRIES && CONTAMINATED; k++)); do run_once "$1" "$2-retry$k"; done
+}
+run_once() {  # run_once SWITCH TAG
     local out="$LOG/$2.log"
     flock /tmp/fvs-e2e.lock env SWITCH="$1" bash "$BENCH" > "$out" 2>&1
-    MPPS=""; CPP=""
+    MPPS=""; CPP=""; CONTAMINATED=0
     if ! grep -q 'vhost-user [a-z0-9-]* [0-9]*B: [0-9.]* Mpps' "$out"; then
         echo "  $2: FAILED (see $out)" >&2
         tail -3 "$out" | sed 's/^/    /' >&2
@@ -75,6 +82,7 @@ run() {  # run SWITCH TAG
         /^window [0-9]+\/[0-9]+: [0-9.]+ Mpps aggregate/ { split($2, w, "/"); if (index(bad, " " w[1] " ") == 0) print $3 }' "$out" | tr '\n' ' ')
     if [ -z "${clean// }" ]; then
         echo "  $2: every window contaminated by other load, not counted (see $out)" >&2
+        CONTAMINATED=1
         return
     fi
     [ -n "${bad// }" ] && echo "  $2: window(s) $bad contaminated, left out" >&2
@@ -109,16 +117,20 @@ scenario() {
     [ "$topo" = p2p ] || rules=4
     echo "== scenario $name: $rules rules ($of), $n flow(s), ${len}B frames, ${warm}s warm-up, $topo"
     ceiling "$topo" "$len"; local ceil=$CEIL
-    local FV="" OV="" FC="" OC="" r s order
+    local FV="" OV="" FC="" OC="" RR="" r s order rf ro
     for ((r = 1; r <= ROUNDS; r++)); do
+        rf=""; ro=""
         # Alternate which switch goes first, so slow drifts of the host hit both alike.
         if [ $((r % 2)) = 1 ]; then order="fvs ovs"; else order="ovs fvs"; fi
         for s in $order; do
             TOPO=$topo OF_FLOWS=$of NFLOWS=$n PKT_LEN=$len WARMUP=$warm run $s "$name-$s-$r"
             printf '  round %d: %-3s %s Mpps, %s cycles/pkt\n' "$r" "$s" "${MPPS:-n/a}" "${CPP:-n/a}"
             [ -n "$MPPS" ] || continue
-            if [ $s = fvs ]; then FV="$FV $MPPS"; FC="$FC $CPP"; else OV="$OV $MPPS"; OC="$OC $CPP"; fi
+            if [ $s = fvs ]; then FV="$FV $MPPS"; FC="$FC $CPP"; rf=$MPPS; else OV="$OV $MPPS"; OC="$OC $CPP"; ro=$MPPS; fi
         done
+        # The two runs of a round are minutes apart, the rounds further: the host's speed
+        # drifts less within a round, so each round's own ratio is also kept.
+        [ -n "$rf" ] && [ -n "$ro" ] && RR="$RR $(awk -v f=$rf -v o=$ro 'BEGIN { printf "%.2f", f / o }')"
     done
     local f o fc oc
     f=$(echo $FV | median); o=$(echo $OV | median); fc=$(echo $FC | median); oc=$(echo $OC | median)
@@ -129,6 +141,7 @@ scenario() {
         printf "%s: fvs %s Mpps (%s cycles/pkt), OVS %s Mpps (%s cycles/pkt), fvs/OVS %s, ceiling %s Mpps, fvs/ceiling %s",
             n, f == "" ? "n/a" : f, fc == "" ? "n/a" : fc, o == "" ? "n/a" : o, oc == "" ? "n/a" : oc,
             ratio, c == "" ? "n/a" : c, cr }')
+    [ -n "$RR" ] && line="$line, per round fvs/OVS:$RR (median $(echo $RR | median))"
     [ "$name" = a ] && ONE_FLOW=$f
     if { [ "$name" = d ] || [ "$name" = e ]; } && [ -n "$ONE_FLOW" ] && [ -n "$f" ]; then
         line="$line, $(awk -v f="$f" -v a="$ONE_FLOW" 'BEGIN { printf "fvs at %s flows keeps %.0f%% of its 1-flow rate (%s Mpps)", "'"$n"'", 100 * f / a, a }')"
