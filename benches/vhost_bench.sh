@@ -20,7 +20,7 @@
 #     (benches/vxlan_frames.py).  The final line is the rate arriving at the far port.
 #     With SWITCH=testpmd the null switch io-forwards the same frames between the two sockets.
 #   HOST_PROBE=1     (default) benches/hostprobe.rs on both CPUs: a window during which the host
-#                    ran this VM slow (more than HOST_SLOW_MAX, 10%, of the samples) is flagged
+#                    ran this VM slow (more than HOST_SLOW_MAX, 25%, of the samples) is flagged
 #                    as contaminated, like one with other load or steal.
 #
 # --- the shared harness's own description follows ---
@@ -175,7 +175,7 @@ fi
 # arithmetic on each CPU and cache-line round trips between them every 200 ms, from now on.
 # A window in which more than HOST_SLOW_MAX% of the samples were slow (round trip >= 2x the
 # fastest so far, or arithmetic >= 1.25x) is contaminated.
-HOST_PROBE=${HOST_PROBE:-1}; HOST_SLOW_MAX=${HOST_SLOW_MAX:-10}
+HOST_PROBE=${HOST_PROBE:-1}; HOST_SLOW_MAX=${HOST_SLOW_MAX:-25}
 if [ "$HOST_PROBE" = 1 ]; then
     command -v rustc >/dev/null || die "rustc needed for the host probe (or HOST_PROBE=0)"
     rustc -O --edition 2021 -o $B/hostprobe "$(dirname "$0")/hostprobe.rs" || die "cannot build benches/hostprobe.rs"

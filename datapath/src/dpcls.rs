@@ -390,8 +390,8 @@ impl<D> Megaflows<D> {
         }
     }
 
-    /// Second step, once the bucket is in cache: the flow it points to
-    /// (the key compared on a hit, and the counters next to it).
+    /// Second step, once the bucket is in cache: the key of the flow it
+    /// points to (compared on a hit).
     #[inline]
     pub fn prefetch_flow(&self, h: u32) {
         let Some(&b) = self.first_bucket(h) else {
@@ -399,14 +399,23 @@ impl<D> Megaflows<D> {
         };
         if let Some(Some(f)) = self.slots.get(b.flow as usize).map(|s| s.flow.as_ref()) {
             prefetch::read(&f.key);
-            prefetch::read(&f.counters);
         }
     }
 
-    /// Prefetches the actions of flow `idx` (to be executed after the round's lookups).
+    /// Prefetches what running flow `idx`'s packets touches after the
+    /// round's lookups: its counters (to be written; the struct may span
+    /// two lines, far from the key) and its actions. perf at 100k flows:
+    /// the counters' update was three quarters of the flow batches' time.
     #[inline]
-    pub fn prefetch_actions(&self, idx: u32) {
+    pub fn prefetch_use(&self, idx: u32) {
         if let Some(Some(f)) = self.slots.get(idx as usize).map(|s| s.flow.as_ref()) {
+            let has_write = prefetch::has_write();
+            let c: *const FlowCounters = &f.counters;
+            prefetch::write(c, has_write);
+            prefetch::write(
+                c.cast::<u8>().wrapping_add(size_of::<FlowCounters>() - 1),
+                has_write,
+            );
             if let Some(a) = f.actions.first() {
                 prefetch::read(a);
             }

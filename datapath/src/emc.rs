@@ -11,6 +11,15 @@ pub const DEFAULT_INSERT_INV_PROB: u32 = 100;
 
 const EMPTY: u32 = u32::MAX;
 
+/// Lookups over which the hit rate is judged.
+const GATE_WINDOW: u32 = 8192;
+/// Below one hit in this many lookups, lookups stop (but for samples).
+const BYPASS_BELOW_ONE_IN: u32 = 10;
+/// While bypassed, one round in this many still looks up (and inserts,
+/// that many times as likely), so that the bypass ends when the traffic
+/// changes.
+const SAMPLE_EVERY: u32 = 16;
+
 #[derive(Clone)]
 struct Entry {
     hash: u32,
@@ -32,7 +41,62 @@ pub struct Emc {
     mask: usize,
     /// Insert one miss in `inv_prob` (0: never, 1: always).
     inv_prob: u32,
+    /// What insertion uses: `inv_prob`, or less while only sampled rounds
+    /// insert ([`Emc::set_sampled`]).
+    cur_inv_prob: u32,
     rng: u32,
+}
+
+/// Whether EMC lookups pay, judged from their hit rate: with many more
+/// flows than entries nearly all miss, and a miss's two probes, cache
+/// misses themselves in a table this big, cost more than the hits save.
+/// Then lookups stop, but for one round in [`SAMPLE_EVERY`]. Kept apart
+/// from [`Emc`] so that the lookup loop's code does not change.
+#[derive(Default)]
+pub struct EmcGate {
+    bypass: bool,
+    rounds: u32,
+    lookups: u32,
+    hits: u32,
+}
+
+impl EmcGate {
+    /// Whether this round of packets looks the cache up (and inserts).
+    #[inline(always)]
+    pub fn use_round(&mut self) -> bool {
+        !self.bypass || self.sample()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn sample(&mut self) -> bool {
+        self.rounds = self.rounds.wrapping_add(1);
+        self.rounds.is_multiple_of(SAMPLE_EVERY)
+    }
+
+    /// Records a looked-up round's `lookups` and `hits`; every
+    /// `GATE_WINDOW` lookups, decides whether lookups pay. Returns the
+    /// decision when it changed.
+    #[inline]
+    pub fn record_round(&mut self, lookups: usize, hits: usize) -> Option<bool> {
+        self.lookups += lookups as u32;
+        self.hits += hits as u32;
+        if self.lookups < GATE_WINDOW {
+            return None;
+        }
+        let bypass = self.hits * BYPASS_BELOW_ONE_IN < self.lookups;
+        self.lookups = 0;
+        self.hits = 0;
+        (bypass != self.bypass).then(|| {
+            self.bypass = bypass;
+            bypass
+        })
+    }
+
+    /// Whether lookups are bypassed now.
+    pub fn bypassed(&self) -> bool {
+        self.bypass
+    }
 }
 
 impl Emc {
@@ -49,12 +113,26 @@ impl Emc {
             entries: vec![empty; n].into_boxed_slice(),
             mask: n - 1,
             inv_prob,
+            cur_inv_prob: inv_prob,
             rng: 0x9e37_79b9,
         }
     }
 
+    /// While only one round in [`SAMPLE_EVERY`] inserts ([`EmcGate`]),
+    /// each of its misses inserts that many times as likely: as often per
+    /// packet as before, or a cache emptied (by a flush, at start) would
+    /// take that much longer to fill and to end the bypass.
+    pub fn set_sampled(&mut self, sampled: bool) {
+        self.cur_inv_prob = if sampled && self.inv_prob > 1 {
+            (self.inv_prob / SAMPLE_EVERY).max(1)
+        } else {
+            self.inv_prob
+        };
+    }
+
     pub fn set_insert_inv_prob(&mut self, inv_prob: u32) {
         self.inv_prob = inv_prob;
+        self.cur_inv_prob = inv_prob;
     }
 
     pub fn insert_inv_prob(&self) -> u32 {
@@ -123,7 +201,7 @@ impl Emc {
     /// made (for callers that build the key only then).
     #[inline]
     pub fn should_insert(&mut self) -> bool {
-        match self.inv_prob {
+        match self.cur_inv_prob {
             0 => false,
             1 => true,
             p => {
@@ -221,6 +299,53 @@ mod tests {
         assert_eq!(emc.lookup(&key(3), 5, true), None);
         emc.remove(&key(1), 5);
         assert_eq!(emc.lookup(&key(1), 5, true), None);
+    }
+
+    #[test]
+    fn lookups_stop_while_they_miss_and_resume_when_they_hit() {
+        let mut gate = EmcGate::default();
+        // Rounds of 32 lookups, all missing: bypassed after a window.
+        for i in 0..GATE_WINDOW / 32 {
+            assert!(gate.use_round());
+            let changed = gate.record_round(32, 0);
+            assert_eq!(changed, (i == GATE_WINDOW / 32 - 1).then_some(true));
+        }
+        assert!(gate.bypassed());
+        let used = (0..SAMPLE_EVERY * 4).filter(|_| gate.use_round()).count();
+        assert_eq!(used, 4, "one round in SAMPLE_EVERY still looks up");
+        // The sampled rounds hit again (the traffic changed): lookups resume.
+        let mut sampled = 0;
+        while gate.bypassed() {
+            if gate.use_round() {
+                gate.record_round(32, 30);
+                sampled += 1;
+            }
+        }
+        assert_eq!(sampled, GATE_WINDOW / 32);
+        assert!((0..10).all(|_| gate.use_round()));
+        // A hit rate at the threshold keeps lookups on.
+        for _ in 0..GATE_WINDOW / 32 {
+            assert_eq!(
+                gate.record_round(32, 32 / BYPASS_BELOW_ONE_IN as usize + 1),
+                None
+            );
+        }
+        assert!(!gate.bypassed());
+    }
+
+    #[test]
+    fn sampled_rounds_insert_as_often_per_packet() {
+        let mut emc = Emc::new(1 << 16, 100);
+        emc.set_sampled(true);
+        let n = (0..100_000).filter(|_| emc.should_insert()).count();
+        // 1 in 100 / SAMPLE_EVERY = 1 in 6.
+        assert!((14_000..20_000).contains(&n), "{n}");
+        emc.set_sampled(false);
+        let n = (0..100_000).filter(|_| emc.should_insert()).count();
+        assert!((700..1_300).contains(&n), "{n}");
+        let mut never = Emc::new(8, 0);
+        never.set_sampled(true);
+        assert!(!never.should_insert());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::actions::{self, DpAction};
 use crate::dpcls::{FlowCounters, Megaflows, DEFAULT_MAX_FLOWS};
-use crate::emc::{Emc, DEFAULT_EMC_ENTRIES, DEFAULT_INSERT_INV_PROB};
+use crate::emc::{Emc, EmcGate, DEFAULT_EMC_ENTRIES, DEFAULT_INSERT_INV_PROB};
 use crate::extract::{
     emc_signature, extract_arrived, key_of_sig, ExtractStats, KIND_FULL, KIND_SIG, KIND_STALE,
 };
@@ -514,6 +514,7 @@ pub struct Pmd<H: Upcall> {
     shared: Arc<PmdShared>,
     config: PmdConfig,
     emc: Emc,
+    emc_gate: EmcGate,
     flows: Megaflows<H::Deps>,
     /// Per megaflow slot: its group in the current round.
     tags: Vec<BatchTag>,
@@ -616,6 +617,7 @@ impl<H: Upcall> Pmd<H> {
             shared,
             config,
             emc: Emc::new(config.emc_entries, config.emc_insert_inv_prob),
+            emc_gate: EmcGate::default(),
             flows: Megaflows::new(config.max_flows),
             tags: Vec::new(),
             rxqs: Vec::new(),
@@ -779,6 +781,7 @@ impl<H: Upcall> Pmd<H> {
             self.emc = Emc::new(config.emc_entries, config.emc_insert_inv_prob);
         }
         self.emc.set_insert_inv_prob(config.emc_insert_inv_prob);
+        self.emc.set_sampled(self.emc_gate.bypassed());
         self.flows.set_max_flows(config.max_flows);
         for r in &mut self.rxqs {
             r.upcalls.set(config.upcall_rate, config.upcall_burst);
@@ -837,7 +840,7 @@ impl<H: Upcall> Pmd<H> {
         }
         self.epoch += 1;
         let epoch = self.epoch;
-        let emc_on = self.config.emc_insert_inv_prob != 0;
+        let emc_on = self.config.emc_insert_inv_prob != 0 && self.emc_gate.use_round();
         let mut nfb = 0usize;
         let mut n_miss = 0;
         // (megaflow, generation, group) of the previous EMC hit; the start
@@ -878,6 +881,11 @@ impl<H: Upcall> Pmd<H> {
                     let slot = if (hit.flow, hit.gen) == (last.0, last.1) {
                         Some(last.2)
                     } else if self.flows.is_live(hit.flow, hit.gen) {
+                        // The flow's counters and actions are used after
+                        // the round: misses with many flows.
+                        if self.flows.len() >= PREFETCH_MIN_FLOWS {
+                            self.flows.prefetch_use(hit.flow);
+                        }
                         let s = batch_slot(
                             &mut self.tags,
                             epoch,
@@ -917,13 +925,19 @@ impl<H: Upcall> Pmd<H> {
             for (pkt, ((key, hash), kind)) in batch.packets_mut().iter_mut().zip(per_packet) {
                 let port = if RECIRC { pkt.meta().in_port } else { in_port };
                 let compact;
-                (*hash, compact) = extract_arrived(pkt, port, key, &mut self.extract_stats, false);
+                // The hash also picks a tunnel's UDP source port.
+                (*hash, compact) = extract_arrived(pkt, port, key, &mut self.extract_stats, true);
                 *kind = compact as u8;
             }
             self.round[..n].fill(NO_SLOT);
             n_miss = n;
         }
         self.counters.emc_hits += (n - n_miss) as u64;
+        if emc_on {
+            if let Some(bypass) = self.emc_gate.record_round(n, n - n_miss) {
+                self.emc.set_sampled(bypass);
+            }
+        }
         if n_miss > 0 {
             self.handle_misses(batch, epoch, &mut nfb, emc_on);
         }
@@ -1138,7 +1152,7 @@ impl<H: Upcall> Pmd<H> {
             let (flow, gen) = match found {
                 Some(hit) => {
                     if prefetching {
-                        self.flows.prefetch_actions(hit.flow);
+                        self.flows.prefetch_use(hit.flow);
                     }
                     self.counters.megaflow_hits += 1;
                     self.counters.megaflow_lookups += hit.lookups as u64;
