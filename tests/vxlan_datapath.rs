@@ -323,20 +323,32 @@ fn arp_then_encap_decap_both_ways() {
 
 #[test]
 fn flows_spread_over_udp_source_ports() {
-    let (mut a, mut b) = pair_v4();
-    a.of.tunnels.neigh_set("br-phy", b.vtep, b.mac);
-    a.of.tunnels_changed();
-    let mut ports = std::collections::BTreeSet::new();
-    for n in 0..32u8 {
-        a.send(&inner_frame(n));
-    }
-    for f in run(&mut a, &mut b) {
-        if f[12..14] == [0x08, 0x00] && f[23] == 17 {
-            ports.insert(udp_sport(&f, false));
+    // Also with the EMC off (or bypassed), whose lookups made the hash
+    // the source port comes from.
+    for emc_insert_inv_prob in [1, 0] {
+        let (mut a, mut b) = pair_v4();
+        a.pmd.configure(PmdConfig {
+            emc_insert_inv_prob,
+            ..PmdConfig::default()
+        });
+        a.of.tunnels.neigh_set("br-phy", b.vtep, b.mac);
+        a.of.tunnels_changed();
+        let mut ports = std::collections::BTreeSet::new();
+        for n in 0..32u8 {
+            a.send(&inner_frame(n));
         }
+        for f in run(&mut a, &mut b) {
+            if f[12..14] == [0x08, 0x00] && f[23] == 17 {
+                ports.insert(udp_sport(&f, false));
+            }
+        }
+        assert!(
+            ports.len() >= 24,
+            "emc-insert-inv-prob={emc_insert_inv_prob}: {} distinct source ports",
+            ports.len()
+        );
+        assert_eq!(b.c1.take_sent().len(), 32);
     }
-    assert!(ports.len() >= 24, "{} distinct source ports", ports.len());
-    assert_eq!(b.c1.take_sent().len(), 32);
 }
 
 #[test]
