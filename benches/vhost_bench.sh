@@ -94,6 +94,7 @@ stop_pid() {  # stop_pid PID NAME : wait up to 5 s, then SIGTERM, then SIGKILL (
 }
 cleanup() {
     set +e
+    trap '' INT TERM   # a signal now must not cut the cleanup short (hugepages, mounts left)
     log "cleanup"
     for p in $PROBE_PIDS; do kill "$p" 2>/dev/null; done
     if [ -n "$TPMD_PID" ] && kill -0 "$TPMD_PID" 2>/dev/null; then
