@@ -325,7 +325,7 @@ fn arp_then_encap_decap_both_ways() {
 fn flows_spread_over_udp_source_ports() {
     // Also with the EMC off (or bypassed), whose lookups made the hash
     // the source port comes from.
-    for emc_insert_inv_prob in [1, 0] {
+    for emc_insert_inv_prob in [PmdConfig::default().emc_insert_inv_prob, 0] {
         let (mut a, mut b) = pair_v4();
         a.pmd.configure(PmdConfig {
             emc_insert_inv_prob,
