@@ -69,7 +69,7 @@ fn megaflow_hits(c: &mut Criterion) {
 fn many_flows_hits(c: &mut Criterion) {
     let mut g = c.benchmark_group("many_flows");
     g.throughput(Throughput::Elements(BATCH_SIZE as u64));
-    for n in [10_000, 100_000] {
+    for n in [10_000, 40_000, 100_000] {
         let mut b = many_flows(n);
         g.bench_function(format!("flows{n}"), |bench| {
             bench.iter(|| {

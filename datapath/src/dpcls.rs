@@ -32,6 +32,17 @@ pub struct FlowCounters {
     pub tcp_flags: u16,
 }
 
+impl FlowCounters {
+    /// Counts a group of packets forwarded at PMD time `now_ms`.
+    #[inline(always)]
+    pub fn credit(&mut self, packets: u64, bytes: u64, tcp_flags: u16, now_ms: u64) {
+        self.packets += packets;
+        self.bytes += bytes;
+        self.used_ms = now_ms.max(1);
+        self.tcp_flags |= tcp_flags;
+    }
+}
+
 /// An installed megaflow.
 pub struct Megaflow<D> {
     /// The masked key.

@@ -206,16 +206,6 @@ impl FlowKey {
         self.b[HOT_LEN..].fill(0);
     }
 
-    /// Whether the hot words are `words` and the key is compact.
-    #[inline(always)]
-    pub fn hot_eq(&self, words: &[u64; HOT_WORDS]) -> bool {
-        let mut diff = 0;
-        for (i, w) in words.iter().enumerate() {
-            diff |= self.word(i) ^ w;
-        }
-        diff == 0
-    }
-
     /// Key equality for a key whose compactness ([`FlowKey::is_compact`]) the
     /// caller already knows: six words when it is compact.
     #[inline(always)]

@@ -842,11 +842,65 @@ impl<H: Upcall> Pmd<H> {
         let epoch = self.epoch;
         let emc_on = self.config.emc_insert_inv_prob != 0 && self.emc_gate.use_round();
         let mut nfb = 0usize;
+        let n_miss = if !emc_on {
+            self.keys_pass::<RECIRC, false>(batch, in_port);
+            self.round[..n].fill(NO_SLOT);
+            n
+        } else if self.flows.len() >= PREFETCH_MIN_FLOWS {
+            // With many flows the EMC's lines are cache misses: a first
+            // pass fetches them all before the lookups wait on any.
+            self.emc_pass::<RECIRC, true>(batch, in_port, epoch, &mut nfb)
+        } else {
+            self.emc_pass::<RECIRC, false>(batch, in_port, epoch, &mut nfb)
+        };
+        self.counters.emc_hits += (n - n_miss) as u64;
+        if emc_on {
+            if let Some(bypass) = self.emc_gate.record_round(n, n - n_miss) {
+                self.emc.set_sampled(bypass);
+            }
+        }
+        if n_miss > 0 {
+            self.handle_misses(batch, epoch, &mut nfb, emc_on);
+        }
+
+        if nfb == 1 && self.fbs[0].n == n {
+            let fb = &self.fbs[0];
+            if let Some(f) = self.flows.get_mut(fb.flow, fb.gen) {
+                f.counters
+                    .credit(n as u64, fb.bytes, fb.tcp_flags, self.now_ms);
+                execute(
+                    &f.actions,
+                    batch,
+                    &mut self.tx,
+                    &mut self.recirc,
+                    &*self.handler,
+                    &mut self.counters,
+                );
+                return;
+            }
+        }
+        self.dispatch_by_flow(batch, nfb);
+    }
+
+    /// The EMC lookups of a round: each hit joins its megaflow's group;
+    /// returns the misses. `PRE`: a first pass ([`Pmd::keys_pass`])
+    /// made the keys (or signatures) and prefetched their entries.
+    #[inline(always)]
+    fn emc_pass<const RECIRC: bool, const PRE: bool>(
+        &mut self,
+        batch: &mut Batch,
+        in_port: u32,
+        epoch: u64,
+        nfb: &mut usize,
+    ) -> usize {
         let mut n_miss = 0;
         // (megaflow, generation, group) of the previous EMC hit; the start
         // value is no slot's, nor an emptied EMC entry's (u32::MAX).
         let mut last = (u32::MAX - 1, 0u32, 0usize);
-        if emc_on {
+        if PRE {
+            self.keys_pass::<RECIRC, true>(batch, in_port);
+        }
+        {
             // One pass: signature (or key), EMC lookup, flow batch.
             let per_packet = self
                 .keys
@@ -858,7 +912,19 @@ impl<H: Upcall> Pmd<H> {
                 batch.packets_mut().iter_mut().zip(per_packet)
             {
                 let port = if RECIRC { pkt.meta().in_port } else { in_port };
-                let found = if let Some((words, h)) = emc_signature(pkt, port) {
+                let found = if PRE {
+                    // The first pass filled the key slot, hash and kind.
+                    if *kind == KIND_SIG {
+                        let words: [u64; HOT_WORDS] = std::array::from_fn(|i| key.word(i));
+                        self.emc
+                            .lookup_hot(&words, *hash)
+                            .map(|hit| (hit, words[3]))
+                    } else {
+                        self.emc
+                            .lookup(key, *hash, *kind != KIND_FULL)
+                            .map(|hit| (hit, key.word(3)))
+                    }
+                } else if let Some((words, h)) = emc_signature(pkt, port) {
                     let hit = self.emc.lookup_hot(&words, h);
                     if hit.is_none() {
                         for (i, w) in words.iter().enumerate() {
@@ -889,7 +955,7 @@ impl<H: Upcall> Pmd<H> {
                         let s = batch_slot(
                             &mut self.tags,
                             epoch,
-                            &mut nfb,
+                            nfb,
                             &mut self.fbs,
                             hit.flow,
                             hit.gen,
@@ -916,52 +982,47 @@ impl<H: Upcall> Pmd<H> {
                 *round = NO_SLOT;
                 n_miss += 1;
             }
-        } else {
-            let per_packet = self
-                .keys
-                .iter_mut()
-                .zip(self.hashes.iter_mut())
-                .zip(self.kinds.iter_mut());
-            for (pkt, ((key, hash), kind)) in batch.packets_mut().iter_mut().zip(per_packet) {
-                let port = if RECIRC { pkt.meta().in_port } else { in_port };
-                let compact;
-                // The hash also picks a tunnel's UDP source port.
-                (*hash, compact) = extract_arrived(pkt, port, key, &mut self.extract_stats, true);
-                *kind = compact as u8;
-            }
-            self.round[..n].fill(NO_SLOT);
-            n_miss = n;
         }
-        self.counters.emc_hits += (n - n_miss) as u64;
-        if emc_on {
-            if let Some(bypass) = self.emc_gate.record_round(n, n - n_miss) {
-                self.emc.set_sampled(bypass);
-            }
-        }
-        if n_miss > 0 {
-            self.handle_misses(batch, epoch, &mut nfb, emc_on);
-        }
+        n_miss
+    }
 
-        if nfb == 1 && self.fbs[0].n == n {
-            let fb = &self.fbs[0];
-            if let Some(f) = self.flows.get_mut(fb.flow, fb.gen) {
-                let c = &mut f.counters;
-                c.packets += n as u64;
-                c.bytes += fb.bytes;
-                c.used_ms = self.now_ms.max(1);
-                c.tcp_flags |= fb.tcp_flags;
-                execute(
-                    &f.actions,
-                    batch,
-                    &mut self.tx,
-                    &mut self.recirc,
-                    &*self.handler,
-                    &mut self.counters,
-                );
-                return;
+    /// Key (or, `FOR_EMC`, signature where there is one), hash and kind of
+    /// each packet of a round, into the round's slots; `FOR_EMC` also
+    /// prefetches the EMC entries each may be in.
+    #[inline(always)]
+    fn keys_pass<const RECIRC: bool, const FOR_EMC: bool>(
+        &mut self,
+        batch: &mut Batch,
+        in_port: u32,
+    ) {
+        let per_packet = self
+            .keys
+            .iter_mut()
+            .zip(self.hashes.iter_mut())
+            .zip(self.kinds.iter_mut());
+        for (pkt, ((key, hash), kind)) in batch.packets_mut().iter_mut().zip(per_packet) {
+            let port = if RECIRC { pkt.meta().in_port } else { in_port };
+            let sig = if FOR_EMC {
+                emc_signature(pkt, port)
+            } else {
+                None
+            };
+            match sig {
+                Some((words, h)) => {
+                    key.set_hot(&words);
+                    (*hash, *kind) = (h, KIND_SIG);
+                }
+                None => {
+                    // The hash also picks a tunnel's UDP source port.
+                    let (h, compact) =
+                        extract_arrived(pkt, port, key, &mut self.extract_stats, true);
+                    (*hash, *kind) = (h, compact as u8);
+                }
+            }
+            if FOR_EMC {
+                self.emc.prefetch(*hash);
             }
         }
-        self.dispatch_by_flow(batch, nfb);
     }
 
     /// Forwards a whole batch by its port's simple-match megaflow: no
@@ -982,11 +1043,7 @@ impl<H: Upcall> Pmd<H> {
         }
         let n = batch.len() as u64;
         self.counters.simple_hits += n;
-        let c = &mut f.counters;
-        c.packets += n;
-        c.bytes += bytes;
-        c.used_ms = self.now_ms.max(1);
-        c.tcp_flags |= flags;
+        f.counters.credit(n, bytes, flags, self.now_ms);
         execute(
             &f.actions,
             batch,
@@ -1038,11 +1095,8 @@ impl<H: Upcall> Pmd<H> {
                 fb.pkts.clear();
                 continue;
             };
-            let c = &mut f.counters;
-            c.packets += fb.pkts.len() as u64;
-            c.bytes += fb.bytes;
-            c.used_ms = self.now_ms.max(1);
-            c.tcp_flags |= fb.tcp_flags;
+            f.counters
+                .credit(fb.pkts.len() as u64, fb.bytes, fb.tcp_flags, self.now_ms);
             execute(
                 &f.actions,
                 &mut fb.pkts,
