@@ -6,7 +6,9 @@
 //! keeps what came before (a valid, shorter key) and a counter moves.
 
 use crate::hash;
-use crate::key::{self, ofs, FlowKey, FRAG_ANY, FRAG_LATER, HOT_LEN, HOT_WORDS, VLAN_CFI};
+use crate::key::{
+    self, ofs, FlowKey, FRAG_ANY, FRAG_LATER, HOT_LEN, HOT_WORDS, KEY_WORDS, VLAN_CFI,
+};
 use crate::packet::{Packet, NO_OFS};
 
 /// Counts of packets whose headers ended early or did not make sense.
@@ -68,22 +70,78 @@ pub fn extract_arrived(
 ) -> (u32, bool) {
     let (m, d) = pkt.meta_and_data();
     m.in_port = in_port;
-    if !m.tunnel.is_present() {
-        if let Some((words, l4)) = fast_ipv4_l4(d, in_port, m.recirc_id) {
-            for (i, w) in words.iter().enumerate() {
-                key.set_word(i, *w);
+    if let Some((mut words, l4)) = fast_ipv4_l4(d, in_port, m.recirc_id) {
+        let tunnel = m.tunnel.is_present();
+        let h = if tunnel {
+            // Whole words, stored as such: the hash reads them back at
+            // once (narrower stores of the fields would stall each load).
+            let (w5, tail) = tunnel_words(&m.tunnel);
+            words[5] |= w5;
+            key.set_hot(&words);
+            for (i, w) in tail.iter().enumerate() {
+                key.set_word(HOT_WORDS + i, *w);
             }
-            let h = if want_hash {
+            if want_hash {
+                hash::key_hash_shaped(key, false)
+            } else {
+                0
+            }
+        } else {
+            key.set_hot(&words);
+            if want_hash {
                 hash::hash_hot_words(&words)
             } else {
                 0
-            };
-            m.l3_ofs = 14;
-            m.l4_ofs = l4;
-            m.hash = h;
-            return (h, true);
-        }
+            }
+        };
+        m.l3_ofs = 14;
+        m.l4_ofs = l4;
+        m.hash = h;
+        return (h, !tunnel);
     }
+    extract_general(pkt, in_port, key, stats, want_hash)
+}
+
+/// The tunnel metadata's bits in a key's hot word 5, and its words beyond
+/// the hot ones (those of IPv6, ND and ARP, zero for a fast-path packet,
+/// then the tunnel's).
+#[inline(always)]
+fn tunnel_words(t: &crate::packet::TunnelMeta) -> (u64, [u64; KEY_WORDS - HOT_WORDS]) {
+    let word = |b: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(b);
+        u64::from_ne_bytes(w)
+    };
+    let mut w5 = [0u8; 8];
+    w5[ofs::TUN_FLAGS - 40..ofs::TUN_FLAGS - 40 + 2].copy_from_slice(&t.flags.to_be_bytes());
+    w5[ofs::TUN_TOS - 40] = t.tos;
+    w5[ofs::TUN_TTL - 40] = t.ttl;
+    let mut tail = [0u64; KEY_WORDS - HOT_WORDS];
+    let at = |o: usize| o / 8 - HOT_WORDS;
+    tail[at(ofs::TUN_ID)] = u64::from_ne_bytes(t.tun_id.to_be_bytes());
+    let mut addrs = [0u8; 8];
+    addrs[..4].copy_from_slice(&t.ipv4_src);
+    addrs[4..].copy_from_slice(&t.ipv4_dst);
+    tail[at(ofs::TUN_SRC)] = u64::from_ne_bytes(addrs);
+    tail[at(ofs::TUN_IPV6_SRC)] = word(&t.ipv6_src[..8]);
+    tail[at(ofs::TUN_IPV6_SRC) + 1] = word(&t.ipv6_src[8..]);
+    tail[at(ofs::TUN_IPV6_DST)] = word(&t.ipv6_dst[..8]);
+    tail[at(ofs::TUN_IPV6_DST) + 1] = word(&t.ipv6_dst[8..]);
+    (u64::from_ne_bytes(w5), tail)
+}
+
+/// [`extract_arrived`] by the general parser alone (every packet shape).
+/// Public for the checks that compare it with the fast path.
+#[inline]
+pub fn extract_general(
+    pkt: &mut Packet,
+    in_port: u32,
+    key: &mut FlowKey,
+    stats: &mut ExtractStats,
+    want_hash: bool,
+) -> (u32, bool) {
+    let (m, d) = pkt.meta_and_data();
+    m.in_port = in_port;
     key.b[8..HOT_LEN].fill(0);
     key.set_in_port(in_port);
     key.set_recirc_id(m.recirc_id);

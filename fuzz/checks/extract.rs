@@ -1,16 +1,17 @@
 // Key extraction over arbitrary frames. Besides "never panics", checks what
 // callers rely on: the L3/L4 offsets lie within the frame, the stored hash
 // is the key's, no field of a previous key survives, and the IPv4 fast path
-// gives the same key as the general parser (which a tunnel mark forces).
+// gives the same key and hash as the general parser, also for a packet
+// that came out of a tunnel.
 //
 // Shared by the fuzz target (fuzz/fuzz_targets/extract.rs) and the replay of
 // the corpus and crash reproducers in the crate's tests (`include!`d).
 use std::sync::OnceLock;
 
-use fvs_datapath::extract::{extract, extract_hot, ExtractStats};
+use fvs_datapath::extract::{extract, extract_general, extract_hot, ExtractStats};
 use fvs_datapath::hash::key_hash_shaped;
 use fvs_datapath::key::{ofs, FlowKey, TUN_FLAG_PRESENT};
-use fvs_datapath::packet::{PacketPool, DATA_ROOM, NO_OFS};
+use fvs_datapath::packet::{PacketPool, TunnelMeta, DATA_ROOM, NO_OFS};
 
 fn pool() -> &'static PacketPool {
     static POOL: OnceLock<PacketPool> = OnceLock::new();
@@ -75,23 +76,53 @@ pub fn check(data: &[u8]) {
     assert_eq!(compact, key.is_compact());
     assert!(key1.fast_eq(&key, compact));
 
-    // Marked as decapsulated, the packet takes the general parser: every
-    // field but the tunnel's must be the same.
+    // The general parser alone: the same key (cold words cleared for a
+    // compact one) and hash.
     let mut pkt2 = pool().packet_from(frame).expect("fits");
-    pkt2.meta_mut().in_port = in_port;
-    pkt2.meta_mut().tunnel.flags = TUN_FLAG_PRESENT;
     let mut key2 = FlowKey::ONES;
-    extract(&mut pkt2, &mut key2, &mut ExtractStats::default());
-    assert_eq!(
-        key2.b[..ofs::TUN_FLAGS],
-        key.b[..ofs::TUN_FLAGS],
-        "fast vs general"
-    );
-    assert_eq!(
-        key2.b[ofs::IPV6_SRC..ofs::TUN_ID],
-        key.b[ofs::IPV6_SRC..ofs::TUN_ID],
-        "fast vs general"
-    );
+    let (h2, compact2) = extract_general(&mut pkt2, in_port, &mut key2, &mut ExtractStats::default(), true);
+    if compact2 {
+        key2.clear_cold();
+    }
+    assert_eq!((h2, compact2), (h, compact), "fast vs general");
+    assert_eq!(key2, key, "fast vs general");
     assert_eq!((pkt2.meta().l3_ofs, pkt2.meta().l4_ofs), (l3, l4));
-    assert!(!key2.is_compact());
+
+    // Decapsulated: the tunnel's fields join the key, by either path.
+    let tunnel = TunnelMeta {
+        tun_id: 0x0012_3456_789a_bcde ^ u64::from(port),
+        ipv4_src: [172, 31, 0, 2],
+        ipv4_dst: [172, 31, 0, port],
+        ipv6_src: [port; 16],
+        ipv6_dst: [0xfe; 16],
+        tos: 0x28,
+        ttl: port,
+        flags: TUN_FLAG_PRESENT | u16::from(port),
+        tp_src: 49152,
+        tp_dst: 4789,
+    };
+    let mut keys = [FlowKey::ONES; 2];
+    let mut found = [(0, false); 2];
+    for (general, (k, f)) in [false, true].into_iter().zip(keys.iter_mut().zip(found.iter_mut())) {
+        let mut p = pool().packet_from(frame).expect("fits");
+        p.meta_mut().tunnel = tunnel;
+        p.meta_mut().in_port = in_port;
+        let mut stats = ExtractStats::default();
+        *f = if general {
+            extract_general(&mut p, in_port, k, &mut stats, true)
+        } else {
+            extract_hot(&mut p, k, &mut stats, true)
+        };
+        assert_eq!(p.meta().hash, f.0);
+        assert_eq!((p.meta().l3_ofs, p.meta().l4_ofs), (l3, l4));
+    }
+    assert_eq!(found[0], found[1], "tunnel: fast vs general");
+    assert!(!found[0].1, "a tunnel's key is never compact");
+    assert_eq!(keys[0], keys[1], "tunnel: fast vs general");
+    assert_eq!(found[0].0, key_hash_shaped(&keys[0], false));
+    assert_eq!(keys[0].b[..ofs::TUN_FLAGS], key.b[..ofs::TUN_FLAGS]);
+    assert_eq!(
+        keys[0].be16_at(ofs::TUN_FLAGS),
+        TUN_FLAG_PRESENT | u16::from(port)
+    );
 }
