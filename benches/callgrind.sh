@@ -9,7 +9,7 @@ command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is needed (apt-
 bin=$(cargo bench --bench instructions --no-run 2>&1 | grep -o 'target/release/deps/instructions-[0-9a-f]*' | head -n1)
 [ -x "$bin" ] || { echo "callgrind.sh: could not build the instructions bench" >&2; exit 1; }
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(extract_tcp4 extract_udp6 extract_vlan emc_hit megaflow1 megaflow4 megaflow16 megaflow10k upcall vhost_p2p)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(extract_tcp4 extract_udp6 extract_vlan emc_hit megaflow1 megaflow4 megaflow16 megaflow10k upcall vhost_p2p vxlan_encap vxlan_decap)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 printf '%-12s %12s %10s %s\n' scenario instructions packets "instructions/packet"

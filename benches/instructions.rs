@@ -4,7 +4,8 @@
 //!
 //! Usage: instructions SCENARIO ITERATIONS
 //! Scenarios: emc_hit, megaflow1, megaflow4, megaflow16, megaflow10k (each
-//! packet of a batch a different one of 10,000 flows), upcall, vhost_p2p.
+//! packet of a batch a different one of 10,000 flows), upcall, vhost_p2p,
+//! vxlan_encap, vxlan_decap (one flow each way through a VXLAN port).
 
 mod scenarios;
 
@@ -82,6 +83,23 @@ fn main() {
             assert!(
                 sent as usize >= packets,
                 "{sent} sent to the receiving guest, {packets} forwarded"
+            );
+        }
+        "vxlan_encap" | "vxlan_decap" => {
+            let mut b = vxlan(scenario == "vxlan_decap");
+            let sent = |b: &Bench| fvs_datapath::netdev::Netdev::stats(&*b.output).tx_packets;
+            let before = sent(&b);
+            for _ in 0..iters {
+                b.load_batch();
+                packets += measured_poll(&mut b.pmd);
+                b.drain();
+            }
+            let out = sent(&b) - before;
+            assert_eq!(
+                out as usize,
+                packets,
+                "every packet must come out: {:?}",
+                b.pmd.counters()
             );
         }
         "megaflow10k" => {

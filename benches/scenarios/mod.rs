@@ -349,3 +349,118 @@ impl Drop for VhostBench {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The side-by-side harness's VXLAN topology (`TOPO=vxlan-*` in
+/// `benches/vhost_bench.sh`) on memory ports: br-int has c1 (ofport 1) and
+/// vx (VXLAN to 172.31.0.2, ofport 2), br-phy has p0 (ofport 1) and its
+/// internal port (172.31.0.1/24; the remote's MAC known), each bridge
+/// forwarding between its two ports. `decap`: VXLAN frames (no UDP
+/// checksum, as Linux and OVS send them) into p0, inner frames out of c1;
+/// else inner frames into c1, VXLAN frames out of p0. One flow.
+pub fn vxlan(decap: bool) -> Bench {
+    use fvs_ofproto::tunnel::{IpDev, TunnelConfig};
+    const VNI: u32 = 5001;
+    let (local_ip, remote_ip) = ([172, 31, 0, 1], [172, 31, 0, 2]);
+    let (dev_mac, remote_mac) = (mac(0x10), mac(0x20));
+    let of = Ofproto::new();
+    let mut pmd = Pmd::new(0, of.clone(), PmdConfig::default());
+    let (c1, p0, dev) = (
+        MemoryPort::new("c1", 1),
+        MemoryPort::new("p0", 1),
+        MemoryPort::new("br-phy", 1),
+    );
+    for br in ["br-int", "br-phy"] {
+        of.add_bridge(br).unwrap();
+    }
+    for (br, p, odp, ofport) in [
+        ("br-int", &c1, 1u32, Some(1u16)),
+        ("br-phy", &p0, 2, Some(1)),
+        ("br-phy", &dev, 3, None),
+    ] {
+        of.add_port(
+            br,
+            PortConfig {
+                name: p.name().into(),
+                odp_port: odp,
+                ofport_request: ofport,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        pmd.add_rxq(odp, p.open_rxq(0).unwrap());
+        pmd.add_tx(odp, p.open_txq(0).unwrap());
+    }
+    let opts = [
+        ("remote_ip", "172.31.0.2".to_string()),
+        ("key", VNI.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    of.add_tunnel_port(
+        "br-int",
+        PortConfig {
+            name: "vx".into(),
+            odp_port: 4,
+            ofport_request: Some(2),
+            ..Default::default()
+        },
+        TunnelConfig::parse("vx", &opts).unwrap(),
+        None,
+        || 5,
+    )
+    .unwrap();
+    of.tunnels.set_device(IpDev {
+        name: "br-phy".into(),
+        mac: dev_mac,
+        mtu: 1500,
+        addrs: vec![(local_ip.into(), 24)],
+    });
+    of.tunnels.neigh_set("br-phy", remote_ip.into(), remote_mac);
+    for (br, flows) in [
+        (
+            "br-int",
+            ["in_port=1,actions=output:2", "in_port=2,actions=output:1"],
+        ),
+        (
+            "br-phy",
+            ["in_port=1,actions=LOCAL", "in_port=LOCAL,actions=output:1"],
+        ),
+    ] {
+        let fms: Vec<_> = flows
+            .iter()
+            .map(|f| parse_flow_mod(f, FlowModCommand::Add, None).unwrap())
+            .collect();
+        of.flow_mods(br, &fms).unwrap();
+    }
+    of.tunnels_changed();
+    pmd.check_version();
+    let inner = tcp4([10, 0, 0, 1], [10, 253, 0, 0], 1024, 1024);
+    let frame = if decap {
+        let mut vx = vec![0x08, 0, 0, 0];
+        vx.extend_from_slice(&(VNI << 8).to_be_bytes());
+        vx.extend_from_slice(&inner);
+        let mut v = Vec::new();
+        etherparse::PacketBuilder::ethernet2(remote_mac, dev_mac)
+            .ipv4(remote_ip, local_ip, 64)
+            .udp(49152, 4789)
+            .write(&mut v, &vx)
+            .unwrap();
+        v[40..42].fill(0);
+        v
+    } else {
+        inner
+    };
+    let (input, output) = if decap { (p0, c1) } else { (c1, p0) };
+    let mut b = Bench {
+        of,
+        pmd,
+        input,
+        output,
+        pool: PacketPool::new(8 * BATCH_SIZE, false).unwrap(),
+        frames: vec![frame],
+        next: 0,
+    };
+    b.warm_up(64);
+    b
+}
