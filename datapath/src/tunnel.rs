@@ -336,7 +336,64 @@ pub struct Parsed {
 
 /// Checks the outer headers of VXLAN packet `d` (its IP header at `l3`,
 /// normally 14) and returns the tunnel metadata; touches nothing.
+#[inline]
 pub fn parse(d: &[u8], l3: usize) -> Result<Parsed, PopError> {
+    match parse_plain_v4(d, l3) {
+        Some(p) => Ok(p),
+        None => parse_general(d, l3),
+    }
+}
+
+/// [`parse`] of what nearly every VXLAN packet is (IPv4 without options or
+/// fragmentation, no UDP checksum) from one fixed-size read of its 36
+/// header bytes: what [`parse_general`] finds, in a third of its
+/// instructions (callgrind). `None` for anything else or anything wrong,
+/// which [`parse_general`] then judges.
+#[inline(always)]
+fn parse_plain_v4(d: &[u8], l3: usize) -> Option<Parsed> {
+    const HDRS: usize = IPV4_LEN + UDP_LEN + VXLAN_LEN;
+    let h: &[u8; HDRS] = d.get(l3..l3.checked_add(HDRS)?)?.try_into().ok()?;
+    let be16 = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
+    let be32 = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+    let sum: u32 = (0..IPV4_LEN).step_by(2).map(|i| u32::from(be16(i))).sum();
+    let (tot, frag, udp_len) = (be16(2) as usize, be16(6), be16(24) as usize);
+    let (flags, vni) = (be32(28), be32(32));
+    let valid = h[0] == 0x45
+        && h[9] == IPPROTO_UDP
+        && csum::fold(sum) == 0
+        && frag & (IP_MF | IP_FRAG_OFS) == 0
+        && l3 + tot <= d.len()
+        && udp_len >= UDP_LEN + VXLAN_LEN + ETH_LEN
+        && IPV4_LEN + udp_len <= tot
+        && be16(26) == 0
+        && flags == VXLAN_FLAGS
+        && vni & 0xff == 0;
+    if !valid {
+        return None;
+    }
+    let df = if frag & IP_DF != 0 { TUN_FLAG_DF } else { 0 };
+    let at4 = |i: usize| [h[i], h[i + 1], h[i + 2], h[i + 3]];
+    Some(Parsed {
+        tunnel: TunnelMeta {
+            tun_id: u64::from(vni >> 8),
+            ipv4_src: at4(12),
+            ipv4_dst: at4(16),
+            tos: h[1],
+            ttl: h[8],
+            flags: TUN_FLAG_PRESENT | TUN_FLAG_KEY | df,
+            tp_src: be16(20),
+            tp_dst: be16(22),
+            ..TunnelMeta::default()
+        },
+        outer_len: l3 + HDRS,
+        inner_len: udp_len - UDP_LEN - VXLAN_LEN,
+    })
+}
+
+/// [`parse`] for every packet shape (IPv6, IPv4 options, UDP checksums),
+/// and the error for a bad one. Public for the checks that compare it
+/// with [`parse`]'s fast path.
+pub fn parse_general(d: &[u8], l3: usize) -> Result<Parsed, PopError> {
     let ver = d.get(l3).ok_or(PopError::Truncated)? >> 4;
     let mut t = TunnelMeta {
         flags: TUN_FLAG_PRESENT | TUN_FLAG_KEY,

@@ -1,7 +1,8 @@
 // VXLAN decapsulation (the `tnl_pop` path of the PMD: extraction, then
 // `tunnel::pop`, then extraction of the inner frame with the tunnel
 // metadata) over arbitrary outer frames; and push → pop round trips with
-// arbitrary header parameters and inner frames.
+// arbitrary header parameters and inner frames. Both check that the outer
+// headers' fast parser agrees with the general one.
 //
 // Shared by the fuzz target (fuzz/fuzz_targets/vxlan_decap.rs) and the replay of
 // the corpus and crash reproducers in the crate's tests (`include!`d).
@@ -43,6 +44,7 @@ fn decap(frame: &[u8]) {
         o => usize::from(o),
     };
     let parsed = tunnel::parse(frame, l3);
+    assert_eq!(parsed, tunnel::parse_general(frame, l3), "fast vs general");
     match tunnel::pop(&mut pkt) {
         Ok(()) => {
             let p = parsed.expect("pop succeeded where parse failed");
@@ -115,6 +117,12 @@ fn round_trip(mut d: &[u8]) -> Option<()> {
     tunnel::push(&mut pkt, &push).expect("push");
     let sport = u16::from_be_bytes([pkt.data()[header.l4_ofs()], pkt.data()[header.l4_ofs() + 1]]);
     assert!((tunnel::UDP_SRC_MIN..tunnel::UDP_SRC_MAX).contains(&sport));
+    let l3 = header.l4_ofs() - if v6 { 40 } else { 20 };
+    assert_eq!(
+        tunnel::parse(pkt.data(), l3),
+        tunnel::parse_general(pkt.data(), l3),
+        "fast vs general"
+    );
     tunnel::pop(&mut pkt).unwrap_or_else(|e| panic!("pop of a pushed packet: {e}"));
     assert_eq!(pkt.data(), inner);
     let t = pkt.meta().tunnel;
