@@ -655,6 +655,21 @@ fn parse_arp(d: &[u8], key: &mut FlowKey, stats: &mut ExtractStats) {
 /// without extension headers; a later fragment or a cut header has none.
 #[inline(always)]
 pub fn tcp_flags_of(f: &[u8]) -> u16 {
+    // Untagged IPv4 without options, from one fixed-size read: a third of
+    // the instructions of the walk below (callgrind, vhost_p2p).
+    if let Some(h) = arr::<54>(f, 0) {
+        if h[12..15] == [0x08, 0x00, 0x45] {
+            let tot = be16([h[16], h[17]]) as usize;
+            let later_fragment = be16([h[20], h[21]]) & 0x1fff != 0;
+            let doff = (h[46] >> 4) as usize * 4;
+            let tcp = h[23] == 6 && !later_fragment && 14 + tot <= f.len();
+            return if tcp && doff >= 20 && 20 + doff <= tot {
+                be16([h[46] & 0x0f, h[47]])
+            } else {
+                0
+            };
+        }
+    }
     let be16 = |i: usize| {
         f.get(i..i + 2)
             .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
@@ -677,7 +692,7 @@ pub fn tcp_flags_of(f: &[u8]) -> u16 {
             (l3 + 4 * (vihl & 0x0f) as usize, l3 + be16(l3 + 2) as usize)
         }
         0x86dd => {
-            if f.get(l3 + 6) != Some(&6) {
+            if f.get(l3 + 6) != Some(&6) || f.get(l3).is_none_or(|v| v >> 4 != 6) {
                 return 0;
             }
             (l3 + 40, l3 + 40 + be16(l3 + 4) as usize)
@@ -685,7 +700,10 @@ pub fn tcp_flags_of(f: &[u8]) -> u16 {
         _ => return 0,
     };
     match (f.get(l4 + 12), f.get(l4 + 13)) {
-        (Some(&a), Some(&b)) if end <= f.len() && l4 + 20 <= end && a >> 4 >= 5 => {
+        // A data offset beyond the IP packet: malformed, as extraction finds.
+        (Some(&a), Some(&b))
+            if end <= f.len() && a >> 4 >= 5 && l4 + 4 * (a >> 4) as usize <= end =>
+        {
             u16::from_be_bytes([a & 0x0f, b])
         }
         _ => 0,

@@ -8,7 +8,7 @@
 // the corpus and crash reproducers in the crate's tests (`include!`d).
 use std::sync::OnceLock;
 
-use fvs_datapath::extract::{extract, extract_general, extract_hot, ExtractStats};
+use fvs_datapath::extract::{extract, extract_general, extract_hot, tcp_flags_of, ExtractStats};
 use fvs_datapath::hash::key_hash_shaped;
 use fvs_datapath::key::{ofs, FlowKey, TUN_FLAG_PRESENT};
 use fvs_datapath::packet::{PacketPool, TunnelMeta, DATA_ROOM, NO_OFS};
@@ -57,6 +57,22 @@ pub fn check(data: &[u8]) {
     }
     assert_eq!(key.in_port(), in_port);
     assert!(stats.truncated + stats.malformed <= 1, "{stats:?}");
+
+    // Simple match's quick TCP flags (no extraction) are extraction's,
+    // but where it gives up, with 0: two VLAN tags, IPv6 extension headers.
+    let quick = tcp_flags_of(frame);
+    let full = key.be16_at(ofs::TCP_FLAGS);
+    if quick != full {
+        let be16 = |i: usize| frame.get(i..i + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+        let tag = |t: Option<u16>| matches!(t, Some(0x8100 | 0x88a8));
+        let two_tags = tag(be16(12)) && tag(be16(16));
+        let (eth_type, l3) = if tag(be16(12)) { (be16(16), 18) } else { (be16(12), 14) };
+        let ipv6_ext = eth_type == Some(0x86dd) && frame.get(l3 + 6) != Some(&6);
+        assert!(
+            quick == 0 && (two_tags || ipv6_ext),
+            "quick TCP flags {quick:#x}, extraction's {full:#x}: {frame:02x?}"
+        );
+    }
 
     // From a zero key: the same key.
     let mut pkt0 = pool().packet_from(frame).expect("fits");
