@@ -96,7 +96,7 @@ cargo build --workspace --bins
 cargo test --workspace
 # The benchmark scenarios build and assert what they measure (a few rounds each).
 cargo bench --workspace --no-run --quiet
-for scenario in extract_tcp4 emc_hit megaflow1 megaflow4 megaflow16 megaflow10k upcall vhost_p2p; do
+for scenario in extract_tcp4 emc_hit megaflow1 megaflow4 megaflow16 megaflow10k upcall vhost_p2p vxlan_encap vxlan_decap; do
     cargo bench --quiet --bench instructions -- "$scenario" 20 >/dev/null
 done
 # Fuzz targets (fuzz/README.md): cargo-fuzz with nightly flags allowed by
