@@ -18,8 +18,8 @@ const GATE_WINDOW: u32 = 8192;
 /// Below one hit in this many lookups, lookups stop (but for samples). With
 /// more flows than entries the lines a lookup reads are cache misses, and
 /// criterion's `many_flows` (rounds of 32 flows in turn) measured the EMC
-/// no cheaper than the classifier alone at 40k flows (most of them in the
-/// cache) and a third slower at 100k (under a third in it).
+/// no cheaper than the classifier alone at 40k flows (at most four in five
+/// of them fit) and a third slower at 100k (at most a third fit).
 const BYPASS_BELOW_ONE_IN: u32 = 2;
 /// While bypassed, one round in this many still looks up (and inserts,
 /// that many times as likely), so that the bypass ends when the traffic
