@@ -254,6 +254,7 @@ impl Netdev for VhostPort {
             vring: 2 * q + 1,
             taken: self.rx_taken.clone(),
             hint: 0,
+            burst: net::Burst::new(),
             pool: self.pool.clone(),
         }))
     }
@@ -269,6 +270,7 @@ impl Netdev for VhostPort {
             shared: self.shared.clone(),
             id: q,
             hint: 0,
+            burst: net::Burst::new(),
         }))
     }
 

@@ -57,13 +57,11 @@ struct UsedShadow {
 }
 
 impl UsedShadow {
+    /// Starts a burst whose first entry goes to used slot `slot`.
     #[inline(always)]
-    fn new(slot: u16) -> UsedShadow {
-        UsedShadow {
-            slot,
-            n: 0,
-            e: [(0, 0); SHADOW],
-        }
+    fn start(&mut self, slot: u16) {
+        self.slot = slot;
+        self.n = 0;
     }
 
     #[inline(always)]
@@ -86,6 +84,37 @@ impl UsedShadow {
     }
 }
 
+/// An available chain read ahead of a burst's copy loop: its head, its head
+/// descriptor and, if that descriptor is one buffer of the direction the
+/// burst wants, the buffer's address in our mapping (0: not translated).
+#[derive(Clone, Copy, Default)]
+struct Ahead {
+    head: u16,
+    d: Desc,
+    buf: usize,
+}
+
+/// A queue handle's scratch space for its bursts, kept with the handle so
+/// that a burst does not initialise it on the stack (a burst of one packet
+/// paid 130 instructions to zero the shadow alone).
+pub(super) struct Burst {
+    ahead: [Ahead; BATCH_SIZE],
+    shadow: UsedShadow,
+}
+
+impl Burst {
+    pub(super) fn new() -> Burst {
+        Burst {
+            ahead: [Ahead::default(); BATCH_SIZE],
+            shadow: UsedShadow {
+                slot: 0,
+                n: 0,
+                e: [(0, 0); SHADOW],
+            },
+        }
+    }
+}
+
 /// Receive queue `q`: polls the guest's transmit ring.
 pub struct VhostRxq {
     pub(super) shared: Arc<Shared>,
@@ -93,6 +122,7 @@ pub struct VhostRxq {
     pub(super) taken: Arc<[AtomicBool; MAX_QUEUE_PAIRS]>,
     pub(super) hint: usize,
     pub(super) pool: Arc<PacketPool>,
+    pub(super) burst: Burst,
 }
 
 impl RxQueue for VhostRxq {
@@ -108,7 +138,14 @@ impl RxQueue for VhostRxq {
         if !g.ready {
             return 0;
         }
-        dequeue(&mut g, cell, &self.pool, batch, &mut self.hint)
+        dequeue(
+            &mut g,
+            cell,
+            &self.pool,
+            batch,
+            &mut self.hint,
+            &mut self.burst,
+        )
     }
 
     fn enabled(&self) -> bool {
@@ -184,6 +221,7 @@ fn dequeue(
     pool: &PacketPool,
     batch: &mut Batch,
     hint: &mut usize,
+    burst: &mut Burst,
 ) -> usize {
     let Some(ring) = st.ring.as_ref() else {
         return 0;
@@ -198,21 +236,21 @@ fn dequeue(
     };
     let (hdr, indirect) = (st.hdr_len, st.indirect);
     let (mut last_avail, mut last_used) = (st.last_avail, st.last_used);
+    let Burst { ahead, shadow } = burst;
     // The first two lines of each frame: a 64-byte one spans both.
-    prefetch_chains(ring, last_avail, n, 0, hint, |p, d| {
+    let n = read_ahead(ring, last_avail, n, 0, hint, ahead, |p, d| {
         prefetch::read(p);
         if d.len > 64 {
             prefetch::read(p.wrapping_add(64));
         }
     });
-    let mut shadow = UsedShadow::new(last_used);
+    shadow.start(last_used);
     let (mut got, mut bytes, mut dropped, mut errors) = (0u64, 0u64, 0u64, 0u64);
     let mut fatal = None;
-    for _ in 0..n {
-        let head = ring.avail_entry(last_avail);
-        if head as u32 >= ring.size() {
+    for a in &ahead[..n] {
+        if a.head as u32 >= ring.size() {
             fatal = Some(RingError::HeadOutOfRange {
-                head,
+                head: a.head,
                 size: ring.size() as u16,
             });
             break;
@@ -221,7 +259,7 @@ fn dequeue(
         let Some(mut pkt) = pool.alloc() else {
             break;
         };
-        match copy_from_chain(ring, head, indirect, hdr, &mut pkt, hint) {
+        match copy_from_chain(ring, a, indirect, hdr, &mut pkt, hint) {
             Ok(len) => {
                 got += 1;
                 bytes += len as u64;
@@ -233,7 +271,7 @@ fn dequeue(
                 cell.set_fault(e);
             }
         }
-        shadow.push(ring, head, 0);
+        shadow.push(ring, a.head, 0);
         last_avail = last_avail.wrapping_add(1);
         last_used = last_used.wrapping_add(1);
     }
@@ -255,18 +293,18 @@ fn dequeue(
     got as usize
 }
 
-/// Copies the frame of chain `head` (after its `hdr`-byte virtio-net
-/// header) into `pkt`; returns the frame's length.
+/// Copies the frame of chain `a` (after its `hdr`-byte virtio-net header)
+/// into `pkt`; returns the frame's length.
 #[inline(always)]
 fn copy_from_chain(
     ring: &Ring,
-    head: u16,
+    a: &Ahead,
     indirect: bool,
     hdr: usize,
     pkt: &mut Packet,
     hint: &mut usize,
 ) -> Result<usize, RingError> {
-    let d = ring.desc(head);
+    let d = a.d;
     if d.flags == 0 {
         // One readable buffer: the common case.
         let len = d.len as usize;
@@ -276,19 +314,20 @@ fn copy_from_chain(
         if len - hdr > DATA_ROOM {
             return Err(RingError::TooLong(len - hdr));
         }
-        let src = ring
-            .mem()
-            .gpa(d.addr, len as u64, hint)
-            .ok_or(RingError::BadAddress {
+        if a.buf == 0 {
+            return Err(RingError::BadAddress {
                 addr: d.addr,
                 len: d.len,
-            })?;
+            });
+        }
+        let src = a.buf as *const u8;
         let dst = pkt
             .extend(len - hdr)
             .map_err(|_| RingError::TooLong(len - hdr))?;
-        // SAFETY: src..src+len was checked to lie in mapped guest memory
-        // (the guest may change the bytes meanwhile: they are only copied);
-        // dst is our packet's buffer of len - hdr bytes; they cannot overlap.
+        // SAFETY: read_ahead translated src..src+len (the whole buffer)
+        // inside guest memory that `ring` keeps mapped (the guest may change
+        // the bytes meanwhile: they are only copied); dst is our packet's
+        // buffer of len - hdr bytes; they cannot overlap.
         unsafe { std::ptr::copy_nonoverlapping(src.add(hdr), dst.as_mut_ptr(), len - hdr) };
         return Ok(len - hdr);
     }
@@ -344,6 +383,7 @@ pub struct VhostTxq {
     pub(super) shared: Arc<Shared>,
     pub(super) id: usize,
     pub(super) hint: usize,
+    pub(super) burst: Burst,
 }
 
 impl TxQueue for VhostTxq {
@@ -367,6 +407,7 @@ impl TxQueue for VhostTxq {
                     retries,
                     mtu + 18,
                     &mut self.hint,
+                    &mut self.burst,
                 );
                 drop(g);
                 if mtu_drops > 0 {
@@ -405,6 +446,7 @@ fn enqueue(
     max_retries: u32,
     max_len: usize,
     hint: &mut usize,
+    burst: &mut Burst,
 ) -> u64 {
     let Some(ring) = st.ring.as_ref() else {
         return 0;
@@ -419,11 +461,18 @@ fn enqueue(
     };
     let (mut last_avail, mut last_used) = (st.last_avail, st.last_used);
     let has_write = prefetch::has_write();
-    let n = pkts.len().min(free as usize);
-    prefetch_chains(ring, last_avail, n, DESC_F_WRITE, hint, |p, _| {
-        prefetch::write(p, has_write)
-    });
-    let mut shadow = UsedShadow::new(last_used);
+    let Burst { ahead, shadow } = burst;
+    let first = last_avail;
+    let n = read_ahead(
+        ring,
+        last_avail,
+        pkts.len().min(free as usize),
+        DESC_F_WRITE,
+        hint,
+        ahead,
+        |p, _| prefetch::write(p, has_write),
+    );
+    shadow.start(last_used);
     let (mut sent, mut bytes, mut dropped, mut errors, mut retries) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut mtu_drops = 0u64;
@@ -440,7 +489,21 @@ fn enqueue(
         let put = if free == 0 {
             Put::NoRoom
         } else {
-            let head = ring.avail_entry(last_avail);
+            // Chains past those read ahead (after a retry, or taken by
+            // frames spread over several buffers) are read here.
+            let a = match ahead[..n].get(usize::from(last_avail.wrapping_sub(first))) {
+                Some(a) => *a,
+                None => {
+                    let head = ring.avail_entry(last_avail);
+                    let d = if (head as u32) < ring.size() {
+                        ring.desc(head)
+                    } else {
+                        Desc::default()
+                    };
+                    Ahead { head, d, buf: 0 }
+                }
+            };
+            let (head, d) = (a.head, a.d);
             if head as u32 >= ring.size() {
                 fatal = Some(RingError::HeadOutOfRange {
                     head,
@@ -448,15 +511,20 @@ fn enqueue(
                 });
                 break;
             }
-            let d = ring.desc(head);
             let need = hdr + len;
             if d.flags == DESC_F_WRITE && d.len as usize >= need {
                 // One writable buffer that holds it all: the common case.
-                match ring.mem().gpa(d.addr, need as u64, hint) {
+                let dst = match a.buf {
+                    0 => ring.mem().gpa(d.addr, need as u64, hint),
+                    b => Some(b as *mut u8),
+                };
+                match dst {
                     Some(dst) => {
-                        // SAFETY: dst..dst+need lies in mapped guest memory
-                        // (checked above) that the driver handed to us for
-                        // writing; the source is our packet's data.
+                        // SAFETY: dst..dst+need lies in guest memory that
+                        // `ring` keeps mapped (read_ahead translated the
+                        // whole buffer, d.len >= need bytes, or gpa `need`)
+                        // and that the driver handed to us for writing; the
+                        // source is our packet's data.
                         unsafe {
                             write_hdr(dst, hdr, 1);
                             std::ptr::copy_nonoverlapping(p.data().as_ptr(), dst.add(hdr), len);
@@ -490,7 +558,7 @@ fn enqueue(
                     &mut last_used,
                     &mut free,
                     hint,
-                    &mut shadow,
+                    shadow,
                 )
             }
         };
@@ -550,34 +618,48 @@ fn enqueue(
     mtu_drops
 }
 
-/// Asks for the descriptors and the buffers of the next `n` available
-/// chains of a ring whose head descriptors carry `flags`. The driver, on
-/// another core, wrote both last: each is a cache miss here, and found one
-/// packet after the other in the copy loop they followed one another (perf:
-/// half of `enqueue`'s samples on the first store into a buffer, a fifth on
-/// the descriptor load). Asked for together, they overlap. Only hints:
-/// nothing here is trusted, the copy loops check everything again.
+/// Reads the heads and head descriptors of the next `n` (at most a batch)
+/// available chains into `ahead`, and translates and hands to `buffer` (to
+/// prefetch) the buffer of each whose head descriptor carries exactly
+/// `flags`. The driver, on another core, wrote both last: each is a cache
+/// miss here, and met one packet after the other in the copy loop they
+/// followed one another (perf: half of `enqueue`'s samples on the first
+/// store into a buffer, a fifth on the descriptor load). Asked for
+/// together, they overlap; and the copy loop takes what was read here, so
+/// no descriptor is read or translated twice. Stops after a head outside
+/// the ring (kept, for the copy loop to report); returns the entries read.
 #[inline(always)]
-fn prefetch_chains(
+fn read_ahead(
     ring: &Ring,
     last_avail: u16,
     n: usize,
     flags: u16,
     hint: &mut usize,
+    ahead: &mut [Ahead; BATCH_SIZE],
     buffer: impl Fn(*const u8, &Desc),
-) {
-    for j in 0..n {
+) -> usize {
+    let n = n.min(BATCH_SIZE);
+    for (j, a) in ahead[..n].iter_mut().enumerate() {
         let head = ring.avail_entry(last_avail.wrapping_add(j as u16));
         if head as u32 >= ring.size() {
-            return;
+            *a = Ahead {
+                head,
+                d: Desc::default(),
+                buf: 0,
+            };
+            return j + 1;
         }
         let d = ring.desc(head);
+        let mut buf = 0;
         if d.flags == flags {
-            if let Some(p) = ring.mem().gpa(d.addr, 1, hint) {
+            if let Some(p) = ring.mem().gpa(d.addr, u64::from(d.len), hint) {
                 buffer(p, &d);
+                buf = p as usize;
             }
         }
+        *a = Ahead { head, d, buf };
     }
+    n
 }
 
 /// Writes a virtio-net header with no offloads at `dst`: 12 bytes with
