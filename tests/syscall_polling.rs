@@ -1,6 +1,6 @@
 //! A busy PMD thread polls an empty rx queue whose every poll is a system
-//! call (a TAP device) only every 16th iteration, every iteration when idle,
-//! and still receives what arrives on it.
+//! call (a TAP device) only every 16th iteration, an idle one only once per
+//! `SYSCALL_IDLE_GAP_CYCLES`, and either still receives what arrives on it.
 
 mod common;
 
@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use common::*;
 use fvs_datapath::netdev::RxQueue;
 use fvs_datapath::packet::{Batch, Packet};
-use fvs_datapath::pmd::PmdConfig;
+use fvs_datapath::pmd::{cycles, PmdConfig, SYSCALL_IDLE_GAP_CYCLES};
 use fvs_ofproto::flow_mod::FlowModCommand;
 use fvs_ofproto::syntax::parse_flow_mod;
 
@@ -81,10 +81,32 @@ fn empty_syscall_queues_are_polled_less_while_busy() {
         "not polled for 16 iterations"
     );
     assert_eq!(sw.collect().len(), 17);
-    // Idle: polled every iteration (the first may still skip).
+    // Idle: polled once per gap, however many iterations fit in it.
     polls.store(0, Ordering::Relaxed);
-    for _ in 0..10 {
+    let start = cycles();
+    let mut iterations = 0u64;
+    while cycles().wrapping_sub(start) < 4 * SYSCALL_IDLE_GAP_CYCLES {
+        sw.pmd.poll_once();
+        iterations += 1;
+    }
+    let spent = cycles().wrapping_sub(start);
+    let idle_polls = polls.load(Ordering::Relaxed) as u64;
+    assert!(
+        (1..=spent / SYSCALL_IDLE_GAP_CYCLES + 1).contains(&idle_polls),
+        "{idle_polls} polls in {iterations} idle iterations over {spent} cycles"
+    );
+    // A frame waiting on it is taken by an idle thread too.
+    queued
+        .lock()
+        .unwrap()
+        .push(sw.pool.packet_from(&frame).unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !queued.lock().unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never polled while idle"
+        );
         sw.pmd.poll_once();
     }
-    assert!(polls.load(Ordering::Relaxed) >= 9);
+    assert_eq!(sw.collect().len(), 1);
 }
