@@ -77,9 +77,9 @@ impl<D> Megaflow<D> {
     }
 }
 
-/// Cache-line aligned: see [`Megaflow`] (at 100k flows each packet's
-/// lookup and update were up to four lines of a slot laid out by the
-/// compiler, with the key's hot words straddling two of them).
+/// Cache-line aligned: see [`Megaflow`] (laid out by the compiler, a hit
+/// read and wrote three to five lines of a slot, the key's hot words
+/// straddling two in most slots).
 #[repr(C, align(64))]
 struct Slot<D> {
     gen: u32,
@@ -710,7 +710,7 @@ mod tests {
 
     #[test]
     fn a_hit_touches_two_adjacent_lines_of_its_slot() {
-        // With the pmd's own dependency type, whose size moves the rest.
+        // Dependencies of some size (they come last and move nothing).
         let mut t: Megaflows<[u64; 7]> = Megaflows::new(100);
         let acts: Arc<[DpAction]> = Arc::from(vec![]);
         for i in 0..5u8 {

@@ -187,14 +187,9 @@ impl PacketPool {
     /// when every buffer is in use.
     #[inline]
     pub fn alloc(&self) -> Option<Packet> {
-        let idx = self.shared().take()?;
-        Some(self.fresh(idx))
-    }
-
-    /// The packet of slot `idx`, just taken off the free list.
-    #[inline(always)]
-    fn fresh(&self, idx: u32) -> Packet {
-        let meta = self.shared().slot(idx);
+        let shared = self.shared();
+        let idx = shared.take()?;
+        let meta = shared.slot(idx);
         // SAFETY: the index came off the free list, so no other Packet owns
         // this slot; the slot is inside the mapping and 64-byte aligned.
         unsafe {
@@ -211,7 +206,7 @@ impl PacketPool {
                 pool: self.shared.as_ptr(),
             });
         }
-        Packet { meta }
+        Some(Packet { meta })
     }
 
     /// A packet holding a copy of `frame` (`None` if the pool is empty or the
