@@ -94,6 +94,21 @@ struct Ahead {
     buf: usize,
 }
 
+impl Ahead {
+    /// The chain in available slot `slot`, untranslated (a head outside
+    /// the ring comes with an empty descriptor, for the caller to report).
+    #[inline(always)]
+    fn read(ring: &Ring, slot: u16) -> Ahead {
+        let head = ring.avail_entry(slot);
+        let d = if (head as u32) < ring.size() {
+            ring.desc(head)
+        } else {
+            Desc::default()
+        };
+        Ahead { head, d, buf: 0 }
+    }
+}
+
 /// A queue handle's scratch space for its bursts, kept with the handle so
 /// that a burst does not initialise it on the stack (a burst of one packet
 /// paid 130 instructions to zero the shadow alone).
@@ -493,15 +508,7 @@ fn enqueue(
             // frames spread over several buffers) are read here.
             let a = match ahead[..n].get(usize::from(last_avail.wrapping_sub(first))) {
                 Some(a) => *a,
-                None => {
-                    let head = ring.avail_entry(last_avail);
-                    let d = if (head as u32) < ring.size() {
-                        ring.desc(head)
-                    } else {
-                        Desc::default()
-                    };
-                    Ahead { head, d, buf: 0 }
-                }
+                None => Ahead::read(ring, last_avail),
             };
             let (head, d) = (a.head, a.d);
             if head as u32 >= ring.size() {
@@ -640,24 +647,16 @@ fn read_ahead(
 ) -> usize {
     let n = n.min(BATCH_SIZE);
     for (j, a) in ahead[..n].iter_mut().enumerate() {
-        let head = ring.avail_entry(last_avail.wrapping_add(j as u16));
-        if head as u32 >= ring.size() {
-            *a = Ahead {
-                head,
-                d: Desc::default(),
-                buf: 0,
-            };
+        *a = Ahead::read(ring, last_avail.wrapping_add(j as u16));
+        if a.head as u32 >= ring.size() {
             return j + 1;
         }
-        let d = ring.desc(head);
-        let mut buf = 0;
-        if d.flags == flags {
-            if let Some(p) = ring.mem().gpa(d.addr, u64::from(d.len), hint) {
-                buffer(p, &d);
-                buf = p as usize;
+        if a.d.flags == flags {
+            if let Some(p) = ring.mem().gpa(a.d.addr, u64::from(a.d.len), hint) {
+                buffer(p, &a.d);
+                a.buf = p as usize;
             }
         }
-        *a = Ahead { head, d, buf };
     }
     n
 }
