@@ -77,9 +77,9 @@ impl<D> Megaflow<D> {
     }
 }
 
-/// Cache-line aligned: see [`Megaflow`] (laid out by the compiler, a hit
-/// read and wrote three to five lines of a slot, the key's hot words
-/// straddling two in most slots).
+/// Cache-line aligned: see [`Megaflow`] (laid out by the compiler, with
+/// the pmd's dependency type first, a hit read and wrote four or five
+/// lines of a 448-byte slot).
 #[repr(C, align(64))]
 struct Slot<D> {
     gen: u32,
