@@ -75,7 +75,7 @@ vsctl() { if [ $P = fvs ]; then timeout 30 "$FVS_BIN/fvs-vsctl" "$@"; else timeo
 ofctl() { if [ $P = fvs ]; then timeout 60 "$FVS_BIN/fvs-ofctl" "$@"; else timeout 60 ovs-ofctl "$@"; fi; }
 is_switch() { [ "$SWITCH" = ovs ] || [ "$SWITCH" = fvs ]; }
 OVS_PREFIX=ovsbench; TPMD_PREFIX=tpmdbench; SW_PREFIX=swbench   # distinct DPDK --file-prefix
-HUGE=$B/hugepages; FIFO=$B/testpmd.fifo; TLOG=$B/log/testpmd.out; SWLOG=$B/log/testpmd-switch.out
+HUGE=$B/hugepages; FIFO=$B/testpmd.fifo; SWFIFO=$B/testpmd-switch.fifo; TLOG=$B/log/testpmd.out; SWLOG=$B/log/testpmd-switch.out
 export OVS_RUNDIR=$B/run OVS_DBDIR=$B/etc OVS_LOGDIR=$B/log
 export FVS_RUNDIR=$B/run FVS_DBDIR=$B/etc FVS_LOGDIR=$B/log
 # Explicit unixctl sockets: the DPDK binary's program name is "ovs-vswitchd-dpdk", so
@@ -85,7 +85,7 @@ appctl() { if [ $P = fvs ]; then timeout 20 "$FVS_BIN/fvs-appctl" -t $VSCTL_SOCK
 log() { echo "[$(date +%T)] $*" >&2; }
 die() { log "FATAL: $*"; exit 1; }
 
-TPMD_PID=""; SW_PID=""; PROBE_PIDS=""; ORIG_NR_HP=""; MOUNTED=0; FIFO_OPEN=0; NETNS_MADE=0
+TPMD_PID=""; SW_PID=""; PROBE_PIDS=""; ORIG_NR_HP=""; MOUNTED=0; FIFO_OPEN=0; SWFIFO_OPEN=0; NETNS_MADE=0
 stop_pid() {  # stop_pid PID NAME : wait up to 5 s, then SIGTERM, then SIGKILL (only our own PIDs)
     local p=$1 i
     for i in $(seq 1 50); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
@@ -102,7 +102,11 @@ cleanup() {
         stop_pid "$TPMD_PID" testpmd
     fi
     [ $FIFO_OPEN = 1 ] && exec 3>&-
-    [ -n "$SW_PID" ] && kill -0 "$SW_PID" 2>/dev/null && { kill -INT "$SW_PID"; stop_pid "$SW_PID" testpmd-switch; }
+    if [ -n "$SW_PID" ] && kill -0 "$SW_PID" 2>/dev/null; then
+        [ $SWFIFO_OPEN = 1 ] && { echo "stop" >&4; echo "quit" >&4; } 2>/dev/null
+        stop_pid "$SW_PID" testpmd-switch
+    fi
+    [ $SWFIFO_OPEN = 1 ] && exec 4>&-
     for d in $P-vswitchd ovsdb-server; do
         pf=$B/run/$d.pid
         [ -f "$pf" ] || continue
@@ -290,15 +294,25 @@ start_fvs() {
     configure_bridge
 }
 start_testpmd_switch() {   # calibration: 2nd testpmd = vhost-user backend doing plain io forwarding
+    # Interactive (commands through its own FIFO, fd 4) so that each window can read its busy
+    # cycles per packet (--record-core-cycles counts only bursts that received something,
+    # as the switches' "processing cycles" do).
     local c=(dpdk-testpmd --file-prefix=$SW_PREFIX --in-memory --huge-dir=$HUGE -m $OVS_MEM --no-pci
         --lcores=0@$PMD_CPU,1@$PMD_CPU
         --vdev=net_vhost0,iface=$B/vhu0.sock,client=1,queues=1
         --vdev=net_vhost1,iface=$B/vhu1.sock,client=1,queues=1
-        -- --nb-cores=1 --forward-mode=io --rxd=1024 --txd=1024 --total-num-mbufs=16384 --stats-period=3600)
+        -- -i --nb-cores=1 --forward-mode=io --rxd=1024 --txd=1024 --total-num-mbufs=16384
+        --record-core-cycles)
     log "testpmd-switch: ${c[*]}"
-    stdbuf -oL "${c[@]}" < /dev/null > $SWLOG 2>&1 &
+    rm -f $SWFIFO; mkfifo $SWFIFO
+    stdbuf -oL "${c[@]}" < $SWFIFO > $SWLOG 2>&1 &
     SW_PID=$!
+    exec 4> $SWFIFO; SWFIFO_OPEN=1
+    echo start >&4
     sleep 2; kill -0 $SW_PID 2>/dev/null || die "testpmd-switch died: $(tail -5 $SWLOG)"
+}
+swp() {  # swp CMD: send a command to the null switch, print the output it produced
+    local off; off=$(stat -c %s $SWLOG); echo "$1" >&4; sleep 0.5; tail -c +$((off + 1)) $SWLOG
 }
 case $SWITCH in
     ovs) start_ovs ;;
@@ -376,7 +390,7 @@ if [ "$MODE" = io ] && ! is_vx; then tp "start tx_first $TXFIRST" 0.2 >/dev/null
 sleep $WARMUP
 HZ=$(getconf CLK_TCK); AGGS=""; BAD=0
 for ((w = 1; w <= WINDOWS; w++)); do
-    is_switch && appctl dpif-netdev/pmd-stats-clear >/dev/null
+    if is_switch; then appctl dpif-netdev/pmd-stats-clear >/dev/null; else swp 'clear fwd stats all' >/dev/null; fi
     read -r RX0a RX1a _ <<<"$(tp 'show port stats all' | parse)"     # also resets testpmd's Rx-pps baseline
     read -r BUSYa STEALa <<<"$(cpu_busy)"; MYa=$(my_ticks); Ta=$(date +%s.%N)
     sleep $DURATION
@@ -387,7 +401,7 @@ for ((w = 1; w <= WINDOWS; w++)); do
     [ -n "$SW_PID" ] && { kill -0 $SW_PID 2>/dev/null || die "testpmd-switch died: $(tail -3 $SWLOG)"; }
     is_switch && { kill -0 "$(cat $B/run/$P-vswitchd.pid)" 2>/dev/null || die "$P-vswitchd died, see $B/log/$P-vswitchd.log"; }
     { [ "$PPS0" -gt 0 ] || is_vx; } && [ "$PPS1" -gt 0 ] || die "no traffic received (Rx-pps port0=$PPS0 port1=$PPS1), see $TLOG"
-    if is_switch; then PMDSTATS=$(appctl dpif-netdev/pmd-stats-show); else PMDSTATS="(switch=testpmd)"; fi
+    if is_switch; then PMDSTATS=$(appctl dpif-netdev/pmd-stats-show); else PMDSTATS=$(swp 'show fwd stats all'); fi
     read -r AGG D01 D10 WALL FOREIGN STEAL <<<"$(awk -v a0=$RX0a -v a1=$RX1a -v b0=$RX0b -v b1=$RX1b \
         -v p0=$PPS0 -v p1=$PPS1 -v ta=$Ta -v tb=$Tb -v ba=$BUSYa -v bb=$BUSYb -v sa=$STEALa -v sb=$STEALb \
         -v ma=$MYa -v mb=$MYb -v hz=$HZ 'BEGIN{
@@ -395,7 +409,11 @@ for ((w = 1; w <= WINDOWS; w++)); do
         printf "%.2f %.3f %.3f %.3f %.1f %.1f\n", (p0 + p1) / 1e6, p1 / 1e6, p0 / 1e6, wall,
                100 * ((bb - ba) - (mb - ma)) / hz / dt, 100 * (sb - sa) / hz / dt }')"
     PMD_IDLE=$(echo "$PMDSTATS" | awk '/core_id/{c=1} c && /idle cycles/{gsub(/[()%]/,"",$4); print $4; exit}')
-    CPP=$(echo "$PMDSTATS" | awk '/core_id/{c=1} c && /avg processing cycles per packet/{print $6; exit}')
+    if is_switch; then
+        CPP=$(echo "$PMDSTATS" | awk '/core_id/{c=1} c && /avg processing cycles per packet/{print $6; exit}')
+    else
+        CPP=$(echo "$PMDSTATS" | sed -n 's/.*CPU cycles\/packet=\([0-9.]*\).*/\1/p' | head -n1)
+    fi
     [ $w = $WINDOWS ] && is_switch && { echo "$PMDSTATS" | sed -n '/core_id/,/^main thread/p' | grep -v '^main thread'; }
     if is_vx; then
         echo "window $w/$WINDOWS: $AGG Mpps aggregate | $TOPO: $VX_IN->$VX_OUT $D01 Mpps (testpmd Rx-pps) | wall-clock cross-check: $WALL Mpps"

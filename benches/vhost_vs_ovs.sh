@@ -17,7 +17,8 @@
 # vhu1 leave vhu0 decapsulated), one direction each, frames replayed from a pcap;
 # g = as a, 1518-byte frames.  Per scenario it prints each run, then a summary line: Mpps of
 # each switch (median of its runs), fvs/OVS, avg processing cycles per packet of each (the
-# switches' own pmd-stats-show), the null-switch ceiling and fvs/ceiling; d and e also give
+# switches' own pmd-stats-show), the null-switch ceiling (Mpps, and its busy cycles per packet
+# from testpmd's --record-core-cycles) and fvs/ceiling; d and e also give
 # fvs's rate as a share of its 1-flow rate (scenario a, when it ran before them).  A window the harness flags
 # as contaminated (other processes > 10% of a CPU, steal > 5%, or the host running this VM
 # slow: benches/hostprobe.rs) is left out; a run with no
@@ -92,22 +93,22 @@ run_once() {  # run_once SWITCH TAG
             for (i = 1; i <= NF; i++) if ($i == "cycles/pkt:") print $(i + 1) } }' "$out" | grep -v 'n/a' | median)
 }
 
-declare -A CEIL_OF
-ceiling() {  # ceiling TOPO PKT_LEN: sets CEIL, the null switch's Mpps there (measured once)
+declare -A CEIL_OF CEIL_CPP_OF
+ceiling() {  # ceiling TOPO PKT_LEN: sets CEIL and CEIL_CPP, the null switch's Mpps and busy cycles per packet there (measured once)
     local topo=$1 len=$2
-    CEIL=""
+    CEIL=""; CEIL_CPP=""
     [ "$CEILING" = 1 ] || return
     if [ -z "${CEIL_OF[$topo-$len]+x}" ]; then
         TOPO=$topo PKT_LEN=$len NFLOWS=1 OF_FLOWS=port run testpmd "ceiling-$topo-${len}B"
-        CEIL_OF[$topo-$len]=$MPPS
-        echo "  null switch (testpmd io forwarding, $topo, ${len}B): ${MPPS:-n/a} Mpps"
+        CEIL_OF[$topo-$len]=$MPPS; CEIL_CPP_OF[$topo-$len]=$CPP
+        echo "  null switch (testpmd io forwarding, $topo, ${len}B): ${MPPS:-n/a} Mpps, ${CPP:-n/a} cycles/pkt"
     fi
-    CEIL=${CEIL_OF[$topo-$len]}
+    CEIL=${CEIL_OF[$topo-$len]}; CEIL_CPP=${CEIL_CPP_OF[$topo-$len]}
 }
 
 SUMMARY=()
 ONE_FLOW=""   # fvs's Mpps in scenario a, for d and e
-echo "scenario,rules,flows,pkt_len,fvs_mpps,ovs_mpps,fvs_over_ovs,fvs_cycles_per_pkt,ovs_cycles_per_pkt,ceiling_mpps,fvs_over_ceiling" > "$LOG/summary.csv"
+echo "scenario,rules,flows,pkt_len,fvs_mpps,ovs_mpps,fvs_over_ovs,fvs_cycles_per_pkt,ovs_cycles_per_pkt,ceiling_mpps,fvs_over_ceiling,ceiling_cycles_per_pkt" > "$LOG/summary.csv"
 # scenario NAME OF_FLOWS NFLOWS PKT_LEN WARMUP [TOPO]: alternating rounds, then its summary line.
 scenario() {
     local name=$1 of=$2 n=$3 len=$4 warm=$5 topo=${6:-p2p}
@@ -116,7 +117,7 @@ scenario() {
     [ "$of" = prefix ] && rules=$((2 * ((((253 << 16) + n - 1) >> 16) - 253 + 1)))   # /16 blocks of 10.253.0.0 + i
     [ "$topo" = p2p ] || rules=4
     echo "== scenario $name: $rules rules ($of), $n flow(s), ${len}B frames, ${warm}s warm-up, $topo"
-    ceiling "$topo" "$len"; local ceil=$CEIL
+    ceiling "$topo" "$len"; local ceil=$CEIL ceil_cpp=$CEIL_CPP
     local FV="" OV="" FC="" OC="" RR="" r s order rf ro
     for ((r = 1; r <= ROUNDS; r++)); do
         rf=""; ro=""
@@ -135,12 +136,12 @@ scenario() {
     local f o fc oc
     f=$(echo $FV | median); o=$(echo $OV | median); fc=$(echo $FC | median); oc=$(echo $OC | median)
     local line
-    line=$(awk -v n="$name" -v f="$f" -v o="$o" -v fc="$fc" -v oc="$oc" -v c="$ceil" 'BEGIN {
+    line=$(awk -v n="$name" -v f="$f" -v o="$o" -v fc="$fc" -v oc="$oc" -v c="$ceil" -v cc="$ceil_cpp" 'BEGIN {
         ratio = (f != "" && o != "") ? sprintf("%.2f", f / o) : "n/a";
         cr = (f != "" && c != "") ? sprintf("%.2f", f / c) : "n/a";
-        printf "%s: fvs %s Mpps (%s cycles/pkt), OVS %s Mpps (%s cycles/pkt), fvs/OVS %s, ceiling %s Mpps, fvs/ceiling %s",
+        printf "%s: fvs %s Mpps (%s cycles/pkt), OVS %s Mpps (%s cycles/pkt), fvs/OVS %s, ceiling %s Mpps (%s cycles/pkt), fvs/ceiling %s",
             n, f == "" ? "n/a" : f, fc == "" ? "n/a" : fc, o == "" ? "n/a" : o, oc == "" ? "n/a" : oc,
-            ratio, c == "" ? "n/a" : c, cr }')
+            ratio, c == "" ? "n/a" : c, cc == "" ? "n/a" : cc, cr }')
     [ -n "$RR" ] && line="$line, per round fvs/OVS:$RR (median $(echo $RR | median))"
     [ "$name" = a ] && ONE_FLOW=$f
     if { [ "$name" = d ] || [ "$name" = e ]; } && [ -n "$ONE_FLOW" ] && [ -n "$f" ]; then
@@ -148,10 +149,10 @@ scenario() {
     fi
     echo "$line"
     SUMMARY+=("$line")
-    awk -v n="$name" -v r=$rules -v fl=$n -v l=$len -v f="$f" -v o="$o" -v fc="$fc" -v oc="$oc" -v c="$ceil" 'BEGIN {
-        printf "%s,%d,%d,%d,%s,%s,%s,%s,%s,%s,%s\n", n, r, fl, l, f, o,
+    awk -v n="$name" -v r=$rules -v fl=$n -v l=$len -v f="$f" -v o="$o" -v fc="$fc" -v oc="$oc" -v c="$ceil" -v cc="$ceil_cpp" 'BEGIN {
+        printf "%s,%d,%d,%d,%s,%s,%s,%s,%s,%s,%s,%s\n", n, r, fl, l, f, o,
             (f != "" && o != "") ? sprintf("%.3f", f / o) : "", fc, oc, c,
-            (f != "" && c != "") ? sprintf("%.3f", f / c) : "" }' >> "$LOG/summary.csv"
+            (f != "" && c != "") ? sprintf("%.3f", f / c) : "", cc }' >> "$LOG/summary.csv"
 }
 
 if [ "$CURVE" = 1 ]; then
