@@ -33,6 +33,17 @@ pub fn write<T>(p: *const T, has_write: bool) {
     read(p);
 }
 
+/// Hands to `f` the first and the last byte of `[p, p + len)` (`len` > 0):
+/// a prefetch of the lines a short copy touches, one or two (asking twice
+/// for one line costs an instruction, a test to avoid it two). A guest
+/// buffer's header may sit alone at the end of a line the copy never
+/// reads; a longer copy's middle lines are streamed.
+#[inline(always)]
+pub fn ends(p: *const u8, len: usize, f: impl Fn(*const u8)) {
+    f(p);
+    f(p.wrapping_add(len.wrapping_sub(1)));
+}
+
 /// Whether the CPU has PREFETCHW (CPUID 0x8000_0001, ECX bit 8; std's
 /// feature detection does not know it); asked once.
 #[cfg(target_arch = "x86_64")]
@@ -56,4 +67,40 @@ pub fn has_write() -> bool {
 #[cfg(not(target_arch = "x86_64"))]
 pub fn has_write() -> bool {
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// The lines `ends` gives for `[off, off + len)` of a line-aligned
+    /// buffer, as line numbers.
+    fn lines_of(off: usize, len: usize) -> Vec<usize> {
+        let buf = vec![0u8; 1024];
+        let aligned = (buf.as_ptr() as usize + 63) & !63;
+        let got = RefCell::new(Vec::new());
+        ends(
+            buf.as_ptr()
+                .wrapping_add(aligned - buf.as_ptr() as usize + off),
+            len,
+            |l| got.borrow_mut().push((l as usize - aligned) / 64),
+        );
+        let mut v = got.into_inner();
+        v.dedup();
+        v
+    }
+
+    #[test]
+    fn ends_gives_the_first_and_last_line_of_a_span() {
+        // A 64-byte frame after a 12-byte header that ends its line: one line.
+        assert_eq!(lines_of(128, 64), vec![2]);
+        // Header and frame together: two lines.
+        assert_eq!(lines_of(116, 76), vec![1, 2]);
+        // A frame starting at its line: one line for 64 bytes, two for 65.
+        assert_eq!(lines_of(0, 64), vec![0]);
+        assert_eq!(lines_of(0, 65), vec![0, 1]);
+        // A long span: its two ends.
+        assert_eq!(lines_of(10, 1000), vec![0, 15]);
+    }
 }
