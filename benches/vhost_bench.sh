@@ -374,7 +374,9 @@ link_ok() {
             [ "$(tp "show port info $RXP1" 0.3 | grep -c 'Link status: up')" = 1 ]
     fi
 }
-for i in $(seq 1 150); do link_ok && break; sleep 0.2; done   # up to 30 s: a big flow table delays it
+# Up to 120 s: a big flow table delays it (OVS 3.1 with 200k rules once still had them
+# down after 34 s, the next run up after 2).
+for i in $(seq 1 600); do link_ok && break; sleep 0.2; done
 link_ok || die "vhost-user ports not up: $(tail -5 $TLOG)"
 log "vhost-user ports up; forwarding ($MODE, $NFLOWS flow(s), ${PKT_LEN}B) through $SWITCH"
 
