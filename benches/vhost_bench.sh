@@ -377,7 +377,10 @@ link_ok() {
 # Up to 120 s: a big flow table delays it (OVS 3.1 with 200k rules once still had them
 # down after 34 s, the next run up after 2).
 for i in $(seq 1 600); do link_ok && break; sleep 0.2; done
-link_ok || die "vhost-user ports not up: $(tail -5 $TLOG)"
+if ! link_ok; then
+    is_switch && log "$P-vswitchd's last vhost lines: $(grep -i vhost $B/log/$P-vswitchd.log 2>/dev/null | tail -5)"
+    die "vhost-user ports not up: $(tail -5 $TLOG)"
+fi
 log "vhost-user ports up; forwarding ($MODE, $NFLOWS flow(s), ${PKT_LEN}B) through $SWITCH"
 
 # ------------------------------------------------------------------------------ measure
