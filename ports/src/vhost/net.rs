@@ -491,10 +491,7 @@ fn enqueue(
         // after a header that ends a line (where DPDK's virtio-user puts
         // it) the first alone left the frame's line to the copy. A prefetch
         // past a short buffer's end is a hint, never a fault.
-        |p, _| {
-            prefetch::write(p, has_write);
-            prefetch::write(p.wrapping_add(hdr + 63), has_write);
-        },
+        |p, _| prefetch::ends(p, hdr + 64, |l| prefetch::write(l, has_write)),
     );
     shadow.start(last_used);
     let (mut sent, mut bytes, mut dropped, mut errors, mut retries) =
