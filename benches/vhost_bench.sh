@@ -19,6 +19,13 @@
 #     NFLOWS inner destinations (10.253.0.0 + i), one frame each in the pcap
 #     (benches/vxlan_frames.py).  The final line is the rate arriving at the far port.
 #     With SWITCH=testpmd the null switch io-forwards the same frames between the two sockets.
+#   SWITCH_CONFIG=""  more Open_vSwitch settings for fvs, e.g. "other_config:pmd-sleep-max=1".
+#   SWITCH_CONFIG_CYCLE="A|B"  settings applied in turn before each window (window 1: A, 2: B,
+#                    3: A, ...), for comparing run-time settings in neighbouring windows of one
+#                    run, where the host's state changes less than between runs.
+#   GEN_CYCLES=1     the generator runs with --record-core-cycles and each window prints its
+#                    own busy cycles per packet and the share of its sends refused by a full
+#                    ring (the switch fell behind: the generator built those packets for nothing).
 #   HOST_PROBE=1     (default) benches/hostprobe.rs on both CPUs: a window during which the host
 #                    ran this VM slow (more than HOST_SLOW_MAX, 25%, of the samples) is flagged
 #                    as contaminated, like one with other load or steal.
@@ -66,6 +73,7 @@ PMD_CPU=${PMD_CPU:-1}; GEN_CPU=${GEN_CPU:-0}; OVS_MAIN_CPU=${OVS_MAIN_CPU:-0}
 OVS_MEM=${OVS_MEM:-512}; TPMD_MEM=${TPMD_MEM:-256}; VU_EXTRA=${VU_EXTRA:-}; QUIET_WAIT=${QUIET_WAIT:-60}
 OVS_VSWITCHD=${OVS_VSWITCHD:-/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk}
 FVS_BIN=${FVS_BIN:-$PWD/target/release}
+GEN_CYCLES=${GEN_CYCLES:-0}; SWITCH_CONFIG=${SWITCH_CONFIG:-}; SWITCH_CONFIG_CYCLE=${SWITCH_CONFIG_CYCLE:-}
 PREFIX_LEN=${PREFIX_LEN:-16}; TOPO=${TOPO:-p2p}; VX_NS=${VX_NS:-vhbench}; VNI=${VNI:-100}
 VX_PEER_MAC=02:00:00:00:00:02          # the remote VTEP 172.31.0.2 (nobody: frames go to testpmd)
 is_vx() { [ "$TOPO" != p2p ]; }
@@ -290,7 +298,7 @@ start_fvs() {
         other_config:dpdk-init=true other_config:dpdk-socket-mem=$OVS_MEM \
         other_config:dpdk-lcore-mask=$(printf 0x%x $((1 << OVS_MAIN_CPU))) \
         other_config:pmd-cpu-mask=$(printf 0x%x $((1 << PMD_CPU))) \
-        other_config:emc-insert-inv-prob=$EMC_PROB other_config:smc-enable=$SMC || die "fvs-vsctl set"
+        other_config:emc-insert-inv-prob=$EMC_PROB other_config:smc-enable=$SMC $SWITCH_CONFIG || die "fvs-vsctl set"
     configure_bridge
 }
 start_testpmd_switch() {   # calibration: 2nd testpmd = vhost-user backend doing plain io forwarding
@@ -352,6 +360,7 @@ TPMD_CMD=(dpdk-testpmd --file-prefix=$TPMD_PREFIX $TPMD_EAL --no-pci --lcores=0@
     -- -i --nb-cores=1 --rxq=1 --txq=1 --rxd=1024 --txd=1024 --burst=32
     --total-num-mbufs=16384 --forward-mode=$MODE --flowgen-flows=$NFLOWS --txpkts=$TXLEN)
 fi
+[ "$GEN_CYCLES" = 1 ] && TPMD_CMD+=(--record-core-cycles)
 log "testpmd: ${TPMD_CMD[*]}"
 # stdbuf: testpmd's printf() output to a file is block-buffered; line-buffer it so that each
 # command's output is in the log right away.  Interactive mode is driven through a FIFO (fd 3).
@@ -394,8 +403,16 @@ my_ticks() { local t=0 p; for p in $TPMD_PID $SW_PID $PROBE_PIDS $(is_switch && 
 if [ "$MODE" = io ] && ! is_vx; then tp "start tx_first $TXFIRST" 0.2 >/dev/null; else tp start 0.2 >/dev/null; fi
 sleep $WARMUP
 HZ=$(getconf CLK_TCK); AGGS=""; BAD=0
+IFS='|' read -r -a CYCLE <<<"$SWITCH_CONFIG_CYCLE"
 for ((w = 1; w <= WINDOWS; w++)); do
+    if [ ${#CYCLE[@]} -gt 0 ]; then
+        CFG=${CYCLE[(w - 1) % ${#CYCLE[@]}]}
+        # shellcheck disable=SC2086
+        vsctl set Open_vSwitch . $CFG || die "$P-vsctl set $CFG"
+        echo "window $w/$WINDOWS: switch settings: $CFG"; sleep 1
+    fi
     if is_switch; then appctl dpif-netdev/pmd-stats-clear >/dev/null; else swp 'clear fwd stats all' >/dev/null; fi
+    [ "$GEN_CYCLES" = 1 ] && tp 'clear fwd stats all' >/dev/null
     read -r RX0a RX1a _ <<<"$(tp 'show port stats all' | parse)"     # also resets testpmd's Rx-pps baseline
     read -r BUSYa STEALa <<<"$(cpu_busy)"; MYa=$(my_ticks); Ta=$(date +%s.%N)
     sleep $DURATION
@@ -424,6 +441,12 @@ for ((w = 1; w <= WINDOWS; w++)); do
         echo "window $w/$WINDOWS: $AGG Mpps aggregate | $TOPO: $VX_IN->$VX_OUT $D01 Mpps (testpmd Rx-pps) | wall-clock cross-check: $WALL Mpps"
     else
     echo "window $w/$WINDOWS: $AGG Mpps aggregate | per-direction (testpmd Rx-pps): vhu0->vhu1 $D01, vhu1->vhu0 $D10 Mpps | wall-clock cross-check: $WALL Mpps"
+    fi
+    if [ "$GEN_CYCLES" = 1 ]; then
+        GFWD=$(tp 'show fwd stats all')
+        GCPP=$(echo "$GFWD" | sed -n 's/.*CPU cycles\/packet=\([0-9.]*\).*/\1/p' | head -n1)
+        GDROP=$(echo "$GFWD" | awk '/TX-dropped:/{d=$4; t=$6} END{if (t > 0) printf "%.2f", 100 * d / t}')
+        echo "window $w/$WINDOWS: generator (cpu $GEN_CPU) busy cycles/pkt: ${GCPP:-n/a}, sends refused by a full ring: ${GDROP:-n/a}%"
     fi
     SLOW=$(host_slow $Ta $Tb)
     echo "window $w/$WINDOWS: switch pmd (cpu $PMD_CPU) idle: ${PMD_IDLE:-n/a}% , avg processing cycles/pkt: ${CPP:-n/a} ; foreign CPU load: ${FOREIGN}% of one CPU, steal: ${STEAL}%, host slow: ${SLOW}% of probes"
