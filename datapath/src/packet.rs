@@ -185,7 +185,7 @@ impl PacketPool {
 
     /// A fresh, empty packet with [`HEADROOM`] bytes of headroom, or `None`
     /// when every buffer is in use.
-    #[inline]
+    #[inline(always)]
     pub fn alloc(&self) -> Option<Packet> {
         let shared = self.shared();
         let idx = shared.take()?;

@@ -251,7 +251,7 @@ fn dequeue(
     };
     let (hdr, indirect) = (st.hdr_len, st.indirect);
     let (mut last_avail, mut last_used) = (st.last_avail, st.last_used);
-    let Burst { ahead, shadow } = burst;
+    let ahead = &mut burst.ahead;
     // The first and last line of each frame, not the one of its header,
     // which is not read: DPDK's virtio-user puts the header at the end of
     // the line before a 64-byte frame's, so prefetching the buffer's first
@@ -261,10 +261,36 @@ fn dequeue(
             prefetch::ends(p.wrapping_add(hdr), d.len as usize - hdr, prefetch::read);
         }
     });
-    shadow.start(last_used);
-    let (mut got, mut bytes, mut dropped, mut errors) = (0u64, 0u64, 0u64, 0u64);
-    let mut fatal = None;
+    // The common case first, in a loop of its own (as in `enqueue`): each
+    // chain is one readable buffer read ahead and translated, its frame
+    // fits a packet. The first that is not leaves the rest to the general
+    // loop, which reports what is wrong with it.
+    let mut taken = 0;
+    let mut bytes = 0u64;
     for a in &ahead[..n] {
+        let len = a.d.len as usize;
+        if a.d.flags != 0 || a.buf == 0 || len < hdr || len - hdr > DATA_ROOM {
+            break;
+        }
+        let Some(mut pkt) = pool.alloc() else {
+            break;
+        };
+        let Ok(dst) = pkt.extend(len - hdr) else {
+            break;
+        };
+        // SAFETY: as in copy_from_chain: read_ahead translated the whole
+        // buffer inside guest memory `ring` keeps mapped; dst is our
+        // packet's buffer of len - hdr bytes.
+        unsafe { copy_frame((a.buf as *const u8).add(hdr), dst.as_mut_ptr(), len - hdr) };
+        let _ = batch.push(pkt);
+        bytes += (len - hdr) as u64;
+        taken += 1;
+    }
+    last_avail = last_avail.wrapping_add(taken as u16);
+    last_used = last_used.wrapping_add(taken as u16);
+    let (mut got, mut dropped, mut errors) = (taken as u64, 0u64, 0u64);
+    let mut fatal = None;
+    for a in &ahead[taken..n] {
         if a.head as u32 >= ring.size() {
             fatal = Some(RingError::HeadOutOfRange {
                 head: a.head,
@@ -288,12 +314,17 @@ fn dequeue(
                 cell.set_fault(e);
             }
         }
-        shadow.push(ring, a.head, 0);
         last_avail = last_avail.wrapping_add(1);
         last_used = last_used.wrapping_add(1);
     }
     if last_used != st.last_used {
-        shadow.flush(ring);
+        // Every chain taken, in ring order, is returned with length 0 (the
+        // device wrote nothing): the used entries come straight from `ahead`,
+        // written together before the index, as a shadow would have them.
+        let taken = usize::from(last_used.wrapping_sub(st.last_used));
+        for (j, a) in ahead[..taken].iter().enumerate() {
+            ring.put_used(st.last_used.wrapping_add(j as u16), a.head, 0);
+        }
         ring.set_used_idx(last_used);
         st.last_avail = last_avail;
         st.last_used = last_used;
@@ -345,7 +376,7 @@ fn copy_from_chain(
         // inside guest memory that `ring` keeps mapped (the guest may change
         // the bytes meanwhile: they are only copied); dst is our packet's
         // buffer of len - hdr bytes; they cannot overlap.
-        unsafe { std::ptr::copy_nonoverlapping(src.add(hdr), dst.as_mut_ptr(), len - hdr) };
+        unsafe { copy_frame(src.add(hdr), dst.as_mut_ptr(), len - hdr) };
         return Ok(len - hdr);
     }
     // The descriptor already read goes on: never read twice.
@@ -493,12 +524,47 @@ fn enqueue(
         // past a short buffer's end is a hint, never a fault.
         |p, _| prefetch::ends(p, hdr + 64, |l| prefetch::write(l, has_write)),
     );
+    // The common case first, in a loop of its own: each frame fits the one
+    // writable buffer of the chain read ahead for it. (In the general loop
+    // below, whose state spills to the stack, a burst of 64-byte frames
+    // took 173 instructions a frame, against 114 with this loop: callgrind,
+    // vhost_p2p.) The first frame that is not such a case leaves the rest
+    // to the general loop.
+    let mut i = 0;
+    let mut bytes = 0u64;
+    for (a, p) in ahead[..n].iter().zip(pkts) {
+        let len = p.len();
+        let need = hdr + len;
+        if a.buf == 0 || a.d.flags != DESC_F_WRITE || (a.d.len as usize) < need || len > max_len {
+            break;
+        }
+        // SAFETY: read_ahead translated the whole buffer (d.len >= need
+        // bytes) inside guest memory that `ring` keeps mapped, and the
+        // driver handed it to us for writing; the source is our packet's
+        // data.
+        unsafe {
+            write_hdr(a.buf as *mut u8, hdr, 1);
+            copy_frame(p.data().as_ptr(), (a.buf as *mut u8).add(hdr), len);
+        }
+        bytes += len as u64;
+        i += 1;
+    }
+    // Their used entries, together (see UsedShadow); the general loop's
+    // follow through the shadow.
+    for (j, (a, p)) in ahead[..i].iter().zip(pkts).enumerate() {
+        ring.put_used(
+            last_used.wrapping_add(j as u16),
+            a.head,
+            (hdr + p.len()) as u32,
+        );
+    }
+    last_avail = last_avail.wrapping_add(i as u16);
+    last_used = last_used.wrapping_add(i as u16);
+    free -= i as u16;
     shadow.start(last_used);
-    let (mut sent, mut bytes, mut dropped, mut errors, mut retries) =
-        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut sent, mut dropped, mut errors, mut retries) = (i as u64, 0u64, 0u64, 0u64);
     let mut mtu_drops = 0u64;
     let mut fatal = None;
-    let mut i = 0;
     while i < pkts.len() {
         let p = &pkts[i];
         let len = p.len();
@@ -540,7 +606,7 @@ fn enqueue(
                         // source is our packet's data.
                         unsafe {
                             write_hdr(dst, hdr, 1);
-                            std::ptr::copy_nonoverlapping(p.data().as_ptr(), dst.add(hdr), len);
+                            copy_frame(p.data().as_ptr(), dst.add(hdr), len);
                         }
                         shadow.push(ring, head, need as u32);
                         last_avail = last_avail.wrapping_add(1);
@@ -665,6 +731,41 @@ fn read_ahead(
         }
     }
     n
+}
+
+/// Copies a frame of `len` bytes from `src` to `dst`. Up to 128 bytes it
+/// is two or four unaligned 32-byte moves, overlapping in the middle, made
+/// inline: for a 64-byte frame the call to memcpy, with the registers saved
+/// around it, cost more instructions than the moves.
+///
+/// # Safety
+/// `src` must be valid for `len` bytes of reads, `dst` for `len` bytes of
+/// writes, and they must not overlap.
+#[inline(always)]
+unsafe fn copy_frame(src: *const u8, dst: *mut u8, len: usize) {
+    type Chunk = [u8; 32];
+    // SAFETY: every move below lies within [0, len) of both buffers (the
+    // caller's guarantee): chunks start at 0, 32, len - 64 and len - 32,
+    // each in range for the lengths its branch takes.
+    unsafe {
+        let mv = |at: usize| {
+            let c = src.add(at).cast::<Chunk>().read_unaligned();
+            dst.add(at).cast::<Chunk>().write_unaligned(c);
+        };
+        match len {
+            32..=64 => {
+                mv(0);
+                mv(len - 32);
+            }
+            65..=128 => {
+                mv(0);
+                mv(32);
+                mv(len - 64);
+                mv(len - 32);
+            }
+            _ => std::ptr::copy_nonoverlapping(src, dst, len),
+        }
+    }
 }
 
 /// Writes a virtio-net header with no offloads at `dst`: 12 bytes with
@@ -821,4 +922,26 @@ fn put_slow(
     }
     take(nbufs, last_avail, last_used, free);
     Put::Sent
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_frame;
+
+    /// Every length either side of the inline copies' bounds (32, 64, 128)
+    /// copies exactly its bytes: none short, none past the end.
+    #[test]
+    fn copy_frame_copies_exactly_len_bytes() {
+        let src: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
+        for len in 0..=200 {
+            let mut dst = vec![0xAAu8; 300];
+            // SAFETY: both buffers hold 300 >= len bytes and are distinct.
+            unsafe { copy_frame(src.as_ptr(), dst.as_mut_ptr(), len) };
+            assert_eq!(dst[..len], src[..len], "len {len}");
+            assert!(
+                dst[len..].iter().all(|&b| b == 0xAA),
+                "len {len}: wrote past the end"
+            );
+        }
+    }
 }
