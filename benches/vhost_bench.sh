@@ -20,7 +20,7 @@
 #     (benches/vxlan_frames.py).  The final line is the rate arriving at the far port.
 #     With SWITCH=testpmd the null switch io-forwards the same frames between the two sockets.
 #   SWITCH_CONFIG=""  more Open_vSwitch settings for fvs, e.g. "other_config:pmd-sleep-max=1".
-#   SWITCH_CONFIG_CYCLE="A|B"  settings applied in turn before each window (window 1: A, 2: B,
+#   SWITCH_CONFIG_CYCLE="A|B"  settings (fvs or OVS) applied in turn before each window (1: A, 2: B,
 #                    3: A, ...), for comparing run-time settings in neighbouring windows of one
 #                    run, where the host's state changes less than between runs.
 #   GEN_CYCLES=1     the generator runs with --record-core-cycles and each window prints its
@@ -405,7 +405,7 @@ sleep $WARMUP
 HZ=$(getconf CLK_TCK); AGGS=""; BAD=0
 IFS='|' read -r -a CYCLE <<<"$SWITCH_CONFIG_CYCLE"
 for ((w = 1; w <= WINDOWS; w++)); do
-    if [ ${#CYCLE[@]} -gt 0 ]; then
+    if [ ${#CYCLE[@]} -gt 0 ] && is_switch; then
         CFG=${CYCLE[(w - 1) % ${#CYCLE[@]}]}
         # shellcheck disable=SC2086
         vsctl set Open_vSwitch . $CFG || die "$P-vsctl set $CFG"

@@ -184,7 +184,8 @@ impl PacketPool {
     }
 
     /// A fresh, empty packet with [`HEADROOM`] bytes of headroom, or `None`
-    /// when every buffer is in use.
+    /// when every buffer is in use. (Always inline: with two call sites in
+    /// the vhost receive path LLVM made it a call, 12 instructions a packet.)
     #[inline(always)]
     pub fn alloc(&self) -> Option<Packet> {
         let shared = self.shared();
