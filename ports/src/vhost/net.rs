@@ -264,26 +264,21 @@ fn dequeue(
     // The common case first, in a loop of its own (as in `enqueue`): each
     // chain is one readable buffer read ahead and translated, its frame
     // fits a packet. The first that is not leaves the rest to the general
-    // loop, which reports what is wrong with it.
+    // loop, which reports what is wrong with it (copying it again).
     let mut taken = 0;
     let mut bytes = 0u64;
     for a in &ahead[..n] {
-        let len = a.d.len as usize;
-        if a.d.flags != 0 || a.buf == 0 || len < hdr || len - hdr > DATA_ROOM {
+        if a.d.flags != 0 {
             break;
         }
         let Some(mut pkt) = pool.alloc() else {
             break;
         };
-        let Ok(dst) = pkt.extend(len - hdr) else {
+        let Ok(len) = copy_one_buffer(a, hdr, &mut pkt) else {
             break;
         };
-        // SAFETY: as in copy_from_chain: read_ahead translated the whole
-        // buffer inside guest memory `ring` keeps mapped; dst is our
-        // packet's buffer of len - hdr bytes.
-        unsafe { copy_frame((a.buf as *const u8).add(hdr), dst.as_mut_ptr(), len - hdr) };
         let _ = batch.push(pkt);
-        bytes += (len - hdr) as u64;
+        bytes += len as u64;
         taken += 1;
     }
     last_avail = last_avail.wrapping_add(taken as u16);
@@ -352,35 +347,41 @@ fn copy_from_chain(
     pkt: &mut Packet,
     hint: &mut usize,
 ) -> Result<usize, RingError> {
-    let d = a.d;
-    if d.flags == 0 {
-        // One readable buffer: the common case.
-        let len = d.len as usize;
-        if len < hdr {
-            return Err(RingError::TooShort(len));
-        }
-        if len - hdr > DATA_ROOM {
-            return Err(RingError::TooLong(len - hdr));
-        }
-        if a.buf == 0 {
-            return Err(RingError::BadAddress {
-                addr: d.addr,
-                len: d.len,
-            });
-        }
-        let src = a.buf as *const u8;
-        let dst = pkt
-            .extend(len - hdr)
-            .map_err(|_| RingError::TooLong(len - hdr))?;
-        // SAFETY: read_ahead translated src..src+len (the whole buffer)
-        // inside guest memory that `ring` keeps mapped (the guest may change
-        // the bytes meanwhile: they are only copied); dst is our packet's
-        // buffer of len - hdr bytes; they cannot overlap.
-        unsafe { copy_frame(src.add(hdr), dst.as_mut_ptr(), len - hdr) };
-        return Ok(len - hdr);
+    if a.d.flags == 0 {
+        return copy_one_buffer(a, hdr, pkt);
     }
     // The descriptor already read goes on: never read twice.
-    copy_from_chain_slow(ring, d, indirect, hdr, pkt, hint)
+    copy_from_chain_slow(ring, a.d, indirect, hdr, pkt, hint)
+}
+
+/// The common case of [`copy_from_chain`]: a chain of one readable buffer
+/// (`a.d.flags` is 0), translated by `read_ahead`.
+#[inline(always)]
+fn copy_one_buffer(a: &Ahead, hdr: usize, pkt: &mut Packet) -> Result<usize, RingError> {
+    let d = a.d;
+    let len = d.len as usize;
+    if len < hdr {
+        return Err(RingError::TooShort(len));
+    }
+    if len - hdr > DATA_ROOM {
+        return Err(RingError::TooLong(len - hdr));
+    }
+    if a.buf == 0 {
+        return Err(RingError::BadAddress {
+            addr: d.addr,
+            len: d.len,
+        });
+    }
+    let src = a.buf as *const u8;
+    let dst = pkt
+        .extend(len - hdr)
+        .map_err(|_| RingError::TooLong(len - hdr))?;
+    // SAFETY: read_ahead translated src..src+len (the whole buffer) inside
+    // guest memory that the ring keeps mapped (the guest may change the
+    // bytes meanwhile: they are only copied); dst is our packet's buffer of
+    // len - hdr bytes; they cannot overlap.
+    unsafe { copy_frame(src.add(hdr), dst.as_mut_ptr(), len - hdr) };
+    Ok(len - hdr)
 }
 
 #[inline(never)]
