@@ -39,6 +39,8 @@ const HUGEPAGE_SIZE: usize = 2 << 20;
 const CACHE_MAX: usize = 256;
 /// Buffers moved between a thread's cache and the ring at a time.
 const CACHE_MOVE: usize = CACHE_MAX / 2;
+// A burst's slots are taken from the cache together (`LocalCache::take_many`).
+const _: () = assert!(BATCH_SIZE <= CACHE_MOVE);
 /// Pools smaller than this use no thread caches, so that no thread can sit
 /// on a large share of a small pool.
 const CACHE_MIN_POOL: usize = 16 * CACHE_MAX;
@@ -188,9 +190,31 @@ impl PacketPool {
     /// the vhost receive path LLVM made it a call, 12 instructions a packet.)
     #[inline(always)]
     pub fn alloc(&self) -> Option<Packet> {
-        let shared = self.shared();
-        let idx = shared.take()?;
-        let meta = shared.slot(idx);
+        let idx = self.shared().take()?;
+        Some(self.fresh_packet(idx))
+    }
+
+    /// Takes up to `want` (at most [`BATCH_SIZE`]) free slots in one visit
+    /// of the thread's cache, for a burst to turn into packets one by one;
+    /// slots not used go back when it is dropped. (Callgrind, vhost_p2p:
+    /// 364 -> 340 instructions a packet against `alloc` per packet.)
+    #[inline]
+    pub fn reserve(&self, want: usize) -> Reserved<'_> {
+        let mut r = Reserved {
+            pool: self,
+            idx: [0; BATCH_SIZE],
+            next: 0,
+            n: 0,
+        };
+        let want = want.min(BATCH_SIZE);
+        r.n = self.shared().take_many(&mut r.idx[..want]);
+        r
+    }
+
+    /// The packet of slot `idx`, which the caller took off the free list.
+    #[inline(always)]
+    fn fresh_packet(&self, idx: u32) -> Packet {
+        let meta = self.shared().slot(idx);
         // SAFETY: the index came off the free list, so no other Packet owns
         // this slot; the slot is inside the mapping and 64-byte aligned.
         unsafe {
@@ -207,7 +231,7 @@ impl PacketPool {
                 pool: self.shared.as_ptr(),
             });
         }
-        Some(Packet { meta })
+        Packet { meta }
     }
 
     /// A packet holding a copy of `frame` (`None` if the pool is empty or the
@@ -258,7 +282,63 @@ impl Drop for PacketPool {
     }
 }
 
+/// Free slots of a pool taken together (see [`PacketPool::reserve`]).
+pub struct Reserved<'a> {
+    pool: &'a PacketPool,
+    idx: [u32; BATCH_SIZE],
+    next: usize,
+    n: usize,
+}
+
+impl Reserved<'_> {
+    /// A fresh, empty packet (as [`PacketPool::alloc`] makes), or `None`
+    /// when the slots taken are used up.
+    #[inline(always)]
+    pub fn alloc(&mut self) -> Option<Packet> {
+        if self.next >= self.n {
+            return None;
+        }
+        let idx = self.idx[self.next];
+        self.next += 1;
+        Some(self.pool.fresh_packet(idx))
+    }
+}
+
+impl Drop for Reserved<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.next < self.n {
+            let s = self.pool.shared();
+            for &i in &self.idx[self.next..self.n] {
+                s.give(i);
+            }
+        }
+    }
+}
+
 impl PoolShared {
+    /// Fills `out` with free slots as far as there are any; returns how
+    /// many (as [`PoolShared::take`] would one by one).
+    #[inline]
+    fn take_many(&self, out: &mut [u32]) -> usize {
+        if self.cached {
+            if let Ok(n) = CACHE.try_with(|c| c.take_many(self, out)) {
+                return n;
+            }
+        }
+        self.take_many_from_ring(out)
+    }
+
+    fn take_many_from_ring(&self, out: &mut [u32]) -> usize {
+        for (k, o) in out.iter_mut().enumerate() {
+            match self.free.pop() {
+                Some(i) => *o = i,
+                None => return k,
+            }
+        }
+        out.len()
+    }
+
     /// A free slot: from this thread's cache, refilled from the ring.
     #[inline]
     fn take(&self) -> Option<u32> {
@@ -278,14 +358,31 @@ impl PoolShared {
         }
     }
 
-    /// Gives several slots back, visiting the thread's cache once.
+    /// Takes back the slots of the leading packets of `pkts` that are
+    /// this pool's, visiting the thread's cache once; returns how many.
+    /// The caller must forget those packets.
     #[inline]
-    fn give_many(&self, idxs: &[u32]) {
-        if !self.cached || CACHE.try_with(|c| c.give_many(self, idxs)).is_err() {
-            for &i in idxs {
-                self.free.push_not_full(i);
+    fn give_run(&self, pkts: &[Packet]) -> usize {
+        if self.cached {
+            if let Ok(n) = CACHE.try_with(|c| c.give_run(self, pkts)) {
+                return n;
             }
         }
+        self.give_run_to_ring(pkts)
+    }
+
+    /// [`PoolShared::give_run`] past the thread's cache.
+    fn give_run_to_ring(&self, pkts: &[Packet]) -> usize {
+        let mut n = 0;
+        for p in pkts {
+            let m = p.meta();
+            if !std::ptr::eq(m.pool, self) {
+                break;
+            }
+            self.free.push_not_full(m.idx);
+            n += 1;
+        }
+        n
     }
 
     #[inline]
@@ -341,15 +438,7 @@ impl LocalCache {
         let idx = unsafe { &mut *self.idx.get() };
         let mut n = self.len.get();
         if n == 0 {
-            while n < CACHE_MOVE {
-                match pool.free.pop() {
-                    Some(i) => {
-                        idx[n] = i;
-                        n += 1;
-                    }
-                    None => break,
-                }
-            }
+            n = Self::refill(idx, n, pool);
             if n == 0 {
                 return None;
             }
@@ -359,35 +448,91 @@ impl LocalCache {
         Some(idx[n])
     }
 
+    /// As [`LocalCache::take`], `out.len()` times (at most [`CACHE_MOVE`]).
     #[inline]
-    fn give(&self, pool: &PoolShared, i: u32) {
-        self.give_many(pool, &[i]);
-    }
-
-    #[inline]
-    fn give_many(&self, pool: &PoolShared, idxs: &[u32]) {
+    fn take_many(&self, pool: &PoolShared, out: &mut [u32]) -> usize {
+        debug_assert!(out.len() <= CACHE_MOVE);
         if !self.serves(pool) {
-            for &i in idxs {
-                pool.free.push_not_full(i);
-            }
-            return;
+            return pool.take_many_from_ring(out);
         }
         // SAFETY: as in `take`.
         let idx = unsafe { &mut *self.idx.get() };
         let mut n = self.len.get();
-        for &i in idxs {
-            if n == CACHE_MAX {
-                // The bottom half is the coldest: back to the ring.
-                for &v in &idx[..CACHE_MOVE] {
-                    pool.free.push_not_full(v);
-                }
-                idx.copy_within(CACHE_MOVE.., 0);
-                n -= CACHE_MOVE;
+        if n < out.len() {
+            n = Self::refill(idx, n, pool);
+        }
+        let k = out.len().min(n);
+        out[..k].copy_from_slice(&idx[n - k..n]);
+        self.len.set(n - k);
+        k
+    }
+
+    #[inline]
+    fn give(&self, pool: &PoolShared, i: u32) {
+        if !self.serves(pool) {
+            pool.free.push_not_full(i);
+            return;
+        }
+        // SAFETY: as in `take`.
+        let idx = unsafe { &mut *self.idx.get() };
+        let n = Self::make_room(idx, self.len.get(), pool);
+        idx[n] = i;
+        self.len.set(n + 1);
+    }
+
+    /// The leading run of `pkts` from `pool` (see [`PoolShared::give_run`]).
+    #[inline]
+    fn give_run(&self, pool: &PoolShared, pkts: &[Packet]) -> usize {
+        let p: *const PoolShared = pool;
+        if !self.serves(pool) {
+            return pool.give_run_to_ring(pkts);
+        }
+        // SAFETY: as in `take`.
+        let idx = unsafe { &mut *self.idx.get() };
+        let mut n = self.len.get();
+        let mut k = 0;
+        for pkt in pkts {
+            let m = pkt.meta();
+            if m.pool != p {
+                break;
             }
-            idx[n] = i;
+            n = Self::make_room(idx, n, pool);
+            idx[n] = m.idx;
             n += 1;
+            k += 1;
         }
         self.len.set(n);
+        k
+    }
+
+    /// Tops the `n` cached slots up to [`CACHE_MOVE`] from the ring (as far
+    /// as it has any); returns the new count.
+    #[inline(never)]
+    fn refill(idx: &mut [u32; CACHE_MAX], mut n: usize, pool: &PoolShared) -> usize {
+        while n < CACHE_MOVE {
+            match pool.free.pop() {
+                Some(i) => {
+                    idx[n] = i;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        n
+    }
+
+    /// `n`, or when the cache is full (`n` is [`CACHE_MAX`]) the count left
+    /// after its coldest half went back to the ring.
+    #[inline(always)]
+    fn make_room(idx: &mut [u32; CACHE_MAX], n: usize, pool: &PoolShared) -> usize {
+        if n < CACHE_MAX {
+            return n;
+        }
+        for &v in &idx[..CACHE_MOVE] {
+            pool.free.push_not_full(v);
+        }
+        idx.copy_within(CACHE_MOVE.., 0);
+        n - CACHE_MOVE
     }
 
     fn held_for(&self, pool: &PoolShared) -> usize {
@@ -743,30 +888,21 @@ impl Batch {
     }
 
     /// Drops every packet (their buffers go back to their pools). Each run
-    /// of packets of one pool goes back in one visit to the thread's cache,
-    /// not one per packet (callgrind: 35 instructions per dropped packet).
+    /// of packets of one pool goes straight into the thread's cache in one
+    /// visit, not one per packet (callgrind, vhost_p2p: 29 instructions a
+    /// packet through an array of indices, 14 this way).
     pub fn clear(&mut self) {
-        let mut idxs = [0u32; BATCH_SIZE];
-        let (mut n, mut pool) = (0usize, std::ptr::null::<PoolShared>());
-        for p in self.pkts.drain(..) {
-            let m = p.meta();
-            if m.pool != pool || n == BATCH_SIZE {
-                if n > 0 {
-                    // SAFETY: `pool` is the pool of packets still owned
-                    // (forgotten below, not yet given back), so it is alive.
-                    unsafe { &*pool }.give_many(&idxs[..n]);
-                }
-                (n, pool) = (0, m.pool);
-            }
-            idxs[n] = m.idx;
-            n += 1;
-            // Its slot goes back with the others, not by its own drop.
-            std::mem::forget(p);
+        let mut rest = &self.pkts[..];
+        while let Some(first) = rest.first() {
+            // SAFETY: the pool outlives every packet taken from it (see
+            // PacketPool::drop), and `first` is still owned by the batch.
+            let pool = unsafe { &*first.meta().pool };
+            rest = &rest[pool.give_run(rest)..];
         }
-        if n > 0 {
-            // SAFETY: as above.
-            unsafe { &*pool }.give_many(&idxs[..n]);
-        }
+        // SAFETY: every packet's slot is back in its pool, so none may be
+        // dropped (which would give it back again): forgetting them all is
+        // what the length of 0 does; `Packet` owns nothing else.
+        unsafe { self.pkts.set_len(0) };
     }
 }
 
@@ -791,6 +927,40 @@ mod tests {
         assert_eq!(pool.available(), 2);
         drop((p, c));
         assert_eq!(pool.available(), 4);
+    }
+
+    #[test]
+    fn reserved_slots_become_packets_once_and_the_rest_go_back() {
+        for n in [CACHE_MIN_POOL, 40] {
+            let pool = PacketPool::new(n, false).unwrap();
+            // More than the pool (or a batch) holds: as many as it can give.
+            let mut r = pool.reserve(2 * BATCH_SIZE);
+            assert_eq!(pool.available(), n - BATCH_SIZE);
+            let pkts: Vec<_> = std::iter::from_fn(|| r.alloc()).collect();
+            assert_eq!(pkts.len(), BATCH_SIZE);
+            let mut seen: Vec<u32> = pkts.iter().map(|p| p.meta().idx).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(seen.len(), BATCH_SIZE, "a slot given out twice");
+            assert!(pkts
+                .iter()
+                .all(|p| p.is_empty() && p.headroom() == HEADROOM));
+            drop(r);
+            // Slots not made into packets go back with the reservation.
+            let mut r = pool.reserve(BATCH_SIZE);
+            let some: Vec<_> = (0..5).map(|_| r.alloc().unwrap()).collect();
+            drop(r);
+            assert_eq!(pool.available(), n - BATCH_SIZE - 5);
+            drop((pkts, some));
+            assert_eq!(pool.available(), n);
+        }
+        // A pool with fewer free slots than asked for.
+        let small = PacketPool::new(8, false).unwrap();
+        let held: Vec<_> = (0..6).map(|_| small.alloc().unwrap()).collect();
+        let mut r = small.reserve(BATCH_SIZE);
+        assert!(r.alloc().is_some() && r.alloc().is_some() && r.alloc().is_none());
+        drop((r, held));
+        assert_eq!(small.available(), 8);
     }
 
     #[test]

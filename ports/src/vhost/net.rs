@@ -265,13 +265,14 @@ fn dequeue(
     // chain is one readable buffer read ahead and translated, its frame
     // fits a packet. The first that is not leaves the rest to the general
     // loop, which reports what is wrong with it (copying it again).
+    let mut fresh = pool.reserve(n);
     let mut taken = 0;
     let mut bytes = 0u64;
     for a in &ahead[..n] {
         if a.d.flags != 0 {
             break;
         }
-        let Some(mut pkt) = pool.alloc() else {
+        let Some(mut pkt) = fresh.alloc() else {
             break;
         };
         let Ok(len) = copy_one_buffer(a, hdr, &mut pkt) else {
@@ -294,7 +295,7 @@ fn dequeue(
             break;
         }
         // An empty pool leaves the rest in the ring for the next poll.
-        let Some(mut pkt) = pool.alloc() else {
+        let Some(mut pkt) = fresh.alloc() else {
             break;
         };
         match copy_from_chain(ring, a, indirect, hdr, &mut pkt, hint) {
