@@ -266,6 +266,9 @@ fn dequeue(
     // fits a packet. The first that is not leaves the rest to the general
     // loop, which reports what is wrong with it (copying it again).
     let mut fresh = pool.reserve(n);
+    // The packet of a chain the common case leaves: the general loop's
+    // first (the burst reserved one packet per chain, not more).
+    let mut spare = None;
     let mut taken = 0;
     let mut bytes = 0u64;
     for a in &ahead[..n] {
@@ -276,6 +279,7 @@ fn dequeue(
             break;
         };
         let Ok(len) = copy_one_buffer(a, hdr, &mut pkt) else {
+            spare = Some(pkt);
             break;
         };
         let _ = batch.push(pkt);
@@ -295,7 +299,7 @@ fn dequeue(
             break;
         }
         // An empty pool leaves the rest in the ring for the next poll.
-        let Some(mut pkt) = fresh.alloc() else {
+        let Some(mut pkt) = spare.take().or_else(|| fresh.alloc()) else {
             break;
         };
         match copy_from_chain(ring, a, indirect, hdr, &mut pkt, hint) {
