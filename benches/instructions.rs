@@ -27,7 +27,7 @@ fn measured_extract(
     pkt: &mut fvs_datapath::Packet,
     key: &mut fvs_datapath::FlowKey,
     stats: &mut fvs_datapath::extract::ExtractStats,
-) -> (u32, bool) {
+) -> (u32, fvs_datapath::key::Shape) {
     fvs_datapath::extract::extract_hot(pkt, key, stats, true)
 }
 

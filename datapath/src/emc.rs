@@ -2,7 +2,7 @@
 //! hash-indexed, with probabilistic insertion (OVS's `emc-insert-inv-prob`)
 //! so that many short flows do not thrash it.
 
-use crate::key::{FlowKey, HOT_WORDS, KEY_WORDS};
+use crate::key::{FlowKey, Shape, HOT_WORDS, KEY_WORDS, TUNNEL4_WORDS};
 
 /// Four times OVS's 8192: 10k flows fit (98% hits where 8192 entries gave
 /// 41% in the side-by-side scenario c), and what a lookup reads of an entry
@@ -36,8 +36,12 @@ struct Entry {
     /// Megaflow slot and its generation when the entry was made.
     flow: u32,
     gen: u32,
+    /// The key's shape (in what was padding): a [`Shape::Tunnel4`] lookup
+    /// compares two words of the tail, which needs the rest known zero.
+    shape: Shape,
     words: [u64; HOT_WORDS],
 }
+const _: () = assert!(std::mem::size_of::<Entry>() == 64);
 
 /// The words of a key beyond the hot ones, for keys that are not compact.
 type Tail = [u64; KEY_WORDS - HOT_WORDS];
@@ -60,6 +64,13 @@ impl Entry {
         }
         diff == 0
     }
+}
+
+/// [`tail_eq`] for keys of shape [`Shape::Tunnel4`] (both of them).
+#[inline(always)]
+fn tunnel4_eq(tail: &Tail, key: &FlowKey) -> bool {
+    let [a, b] = TUNNEL4_WORDS;
+    (tail[a - HOT_WORDS] ^ key.word(a)) | (tail[b - HOT_WORDS] ^ key.word(b)) == 0
 }
 
 #[inline(always)]
@@ -152,6 +163,7 @@ impl Emc {
             hash: 0,
             flow: EMPTY,
             gen: 0,
+            shape: Shape::Full,
             words: [0; HOT_WORDS],
         };
         Emc {
@@ -198,23 +210,31 @@ impl Emc {
         }
     }
 
-    /// Whether way `i` holds `key` (hashed to `hash`, of known compactness).
+    /// Whether way `i` holds `key` (hashed to `hash`, of known shape).
     #[inline(always)]
-    fn holds(&self, i: usize, key: &FlowKey, hash: u32, compact: bool) -> bool {
+    fn holds(&self, i: usize, key: &FlowKey, hash: u32, shape: Shape) -> bool {
         let e = &self.entries[i];
-        e.hash == hash && e.key_hot_eq(key) && (compact || tail_eq(&self.tails[i], key))
+        e.hash == hash
+            && e.key_hot_eq(key)
+            && match shape {
+                // Equal hot words: an entry of a compact key too.
+                Shape::Compact => true,
+                Shape::Tunnel4 => e.shape == Shape::Tunnel4 && tunnel4_eq(&self.tails[i], key),
+                // Every entry of a key that is not compact has its tail.
+                Shape::Full => tail_eq(&self.tails[i], key),
+            }
     }
 
-    /// `compact`: whether `key` is compact ([`FlowKey::is_compact`]).
+    /// `shape`: `key`'s shape ([`FlowKey::shape`]).
     /// Emptied entries keep their key under the inverse of its hash, so no
     /// lookup finds them; a never-used entry could only answer the all-zero
     /// key with hash 0, with flow `EMPTY` (`u32::MAX`), which no megaflow
     /// slot has: the caller's liveness check refuses it.
     #[inline(always)]
-    pub fn lookup(&self, key: &FlowKey, hash: u32, compact: bool) -> Option<EmcHit> {
+    pub fn lookup(&self, key: &FlowKey, hash: u32, shape: Shape) -> Option<EmcHit> {
         // The second way only when the first misses.
         for i in self.ways(hash) {
-            if self.holds(i, key, hash, compact) {
+            if self.holds(i, key, hash, shape) {
                 let e = &self.entries[i];
                 return Some(EmcHit {
                     flow: e.flow,
@@ -269,11 +289,11 @@ impl Emc {
 
     pub fn insert(&mut self, key: &FlowKey, hash: u32, flow: u32, gen: u32) {
         let [a, b] = self.ways(hash);
-        let compact = key.is_compact();
+        let shape = key.shape();
         // The same key, else an empty way, else evict by a hash bit.
-        let slot = if self.holds(a, key, hash, compact) {
+        let slot = if self.holds(a, key, hash, shape) {
             a
-        } else if self.holds(b, key, hash, compact) {
+        } else if self.holds(b, key, hash, shape) {
             b
         } else if self.entries[a].flow == EMPTY {
             a
@@ -288,11 +308,12 @@ impl Emc {
         e.hash = hash;
         e.flow = flow;
         e.gen = gen;
+        e.shape = shape;
         for (i, w) in e.words.iter_mut().enumerate() {
             *w = key.word(i);
         }
         // A compact key's tail is all zero: no lookup reads it.
-        if !compact {
+        if shape != Shape::Compact {
             for (i, w) in self.tails[slot].iter_mut().enumerate() {
                 *w = key.word(HOT_WORDS + i);
             }
@@ -301,9 +322,9 @@ impl Emc {
 
     /// Empties the slot holding `key`, if any.
     pub fn remove(&mut self, key: &FlowKey, hash: u32) {
-        let compact = key.is_compact();
+        let shape = key.shape();
         for i in self.ways(hash) {
-            if self.holds(i, key, hash, compact) {
+            if self.holds(i, key, hash, shape) {
                 let e = &mut self.entries[i];
                 e.flow = EMPTY;
                 // A hash no lookup of this key has: lookups skip the flow check.
@@ -349,16 +370,16 @@ mod tests {
         emc.insert(&key(1), 5, 10, 0);
         emc.insert(&key(2), 5, 11, 0);
         assert_eq!(
-            emc.lookup(&key(1), 5, true),
+            emc.lookup(&key(1), 5, Shape::Compact),
             Some(EmcHit { flow: 10, gen: 0 })
         );
         assert_eq!(
-            emc.lookup(&key(2), 5, true),
+            emc.lookup(&key(2), 5, Shape::Compact),
             Some(EmcHit { flow: 11, gen: 0 })
         );
-        assert_eq!(emc.lookup(&key(3), 5, true), None);
+        assert_eq!(emc.lookup(&key(3), 5, Shape::Compact), None);
         emc.remove(&key(1), 5);
-        assert_eq!(emc.lookup(&key(1), 5, true), None);
+        assert_eq!(emc.lookup(&key(1), 5, Shape::Compact), None);
     }
 
     /// Keys that are not compact differ beyond the hot words too: the
@@ -377,18 +398,66 @@ mod tests {
         let mut emc = Emc::new(8, 1);
         emc.insert(&a, 5, 10, 0);
         emc.insert(&b, 5, 11, 0);
-        assert_eq!(emc.lookup(&a, 5, false), Some(EmcHit { flow: 10, gen: 0 }));
-        assert_eq!(emc.lookup(&b, 5, false), Some(EmcHit { flow: 11, gen: 0 }));
-        assert_eq!(emc.lookup(&v6(3), 5, false), None);
+        assert_eq!(
+            emc.lookup(&a, 5, Shape::Full),
+            Some(EmcHit { flow: 10, gen: 0 })
+        );
+        assert_eq!(
+            emc.lookup(&b, 5, Shape::Full),
+            Some(EmcHit { flow: 11, gen: 0 })
+        );
+        assert_eq!(emc.lookup(&v6(3), 5, Shape::Full), None);
         // Re-inserting a key updates its own way, not the other key's.
         emc.insert(&b, 5, 12, 1);
-        assert_eq!(emc.lookup(&a, 5, false), Some(EmcHit { flow: 10, gen: 0 }));
-        assert_eq!(emc.lookup(&b, 5, false), Some(EmcHit { flow: 12, gen: 1 }));
+        assert_eq!(
+            emc.lookup(&a, 5, Shape::Full),
+            Some(EmcHit { flow: 10, gen: 0 })
+        );
+        assert_eq!(
+            emc.lookup(&b, 5, Shape::Full),
+            Some(EmcHit { flow: 12, gen: 1 })
+        );
         emc.remove(&a, 5);
-        assert_eq!(emc.lookup(&a, 5, false), None);
-        assert_eq!(emc.lookup(&b, 5, false), Some(EmcHit { flow: 12, gen: 1 }));
+        assert_eq!(emc.lookup(&a, 5, Shape::Full), None);
+        assert_eq!(
+            emc.lookup(&b, 5, Shape::Full),
+            Some(EmcHit { flow: 12, gen: 1 })
+        );
         // A compact key with the same hot words as nothing here misses.
-        assert_eq!(emc.lookup(&key(1), 5, true), None);
+        assert_eq!(emc.lookup(&key(1), 5, Shape::Compact), None);
+    }
+
+    /// A key of an IPv4 packet out of an IPv4 tunnel is compared on two
+    /// words beyond the hot ones; an entry of a key with more there (an
+    /// IPv6 tunnel's address) never answers it.
+    #[test]
+    fn tunnel4_keys_compare_two_more_words_and_never_match_a_wider_key() {
+        use crate::key::{ofs, ETH_TYPE_IP, TUN_FLAG_PRESENT};
+        let tun = |vni: u8, v6: u8| {
+            let mut k = FlowKey::ZERO;
+            k.set_be16(ofs::DL_TYPE, ETH_TYPE_IP);
+            k.set_be16(ofs::TUN_FLAGS, TUN_FLAG_PRESENT);
+            k.b[ofs::TUN_ID + 7] = vni;
+            k.b[ofs::TUN_SRC] = 10;
+            k.b[ofs::TUN_IPV6_DST + 15] = v6;
+            k
+        };
+        let (a, b, wide) = (tun(1, 0), tun(2, 0), tun(1, 1));
+        assert_eq!((a.shape(), wide.shape()), (Shape::Tunnel4, Shape::Full));
+        let hit = |flow| Some(EmcHit { flow, gen: 0 });
+        let mut emc = Emc::new(8, 1);
+        emc.insert(&a, 5, 10, 0);
+        // Alike in the hot words and the two tunnel words, in the other way.
+        emc.insert(&wide, 5, 11, 0);
+        assert_eq!(emc.lookup(&a, 5, Shape::Tunnel4), hit(10));
+        assert_eq!(emc.lookup(&wide, 5, Shape::Full), hit(11));
+        assert_eq!(emc.lookup(&b, 5, Shape::Tunnel4), None);
+        emc.remove(&a, 5);
+        assert_eq!(emc.lookup(&a, 5, Shape::Tunnel4), None);
+        assert_eq!(emc.lookup(&wide, 5, Shape::Full), hit(11));
+        // A full lookup of a Tunnel4 key reads the whole tail and agrees.
+        emc.insert(&b, 5, 12, 0);
+        assert_eq!(emc.lookup(&b, 5, Shape::Full), hit(12));
     }
 
     #[test]

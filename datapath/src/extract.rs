@@ -7,7 +7,8 @@
 
 use crate::hash;
 use crate::key::{
-    self, ofs, FlowKey, FRAG_ANY, FRAG_LATER, HOT_LEN, HOT_WORDS, KEY_WORDS, VLAN_CFI,
+    self, ofs, FlowKey, Shape, FRAG_ANY, FRAG_LATER, HOT_LEN, HOT_WORDS, KEY_WORDS, TUNNEL4_WORDS,
+    VLAN_CFI,
 };
 use crate::packet::{Packet, NO_OFS};
 
@@ -35,25 +36,25 @@ fn be16(b: [u8; 2]) -> u16 {
 /// packet's metadata) the flow hash.
 #[inline]
 pub fn extract(pkt: &mut Packet, key: &mut FlowKey, stats: &mut ExtractStats) -> u32 {
-    let (hash, compact) = extract_hot(pkt, key, stats, true);
-    if compact {
+    let (hash, shape) = extract_hot(pkt, key, stats, true);
+    if shape == Shape::Compact {
         key.clear_cold();
     }
     hash
 }
 
-/// The hot-path form of [`extract`]: also tells whether the key is compact
-/// ([`FlowKey::is_compact`]), and then leaves the words beyond the hot ones
-/// as they were (stale). The caller clears them ([`FlowKey::clear_cold`])
-/// before using the key for anything but the EMC. Without `want_hash`
-/// (no EMC to look up) the hash is not computed and is 0.
+/// The hot-path form of [`extract`]: also tells the key's [`Shape`], and
+/// leaves a compact key's words beyond the hot ones as they were (stale).
+/// The caller clears them ([`FlowKey::clear_cold`]) before using the key
+/// for anything but the EMC. Without `want_hash` (no EMC to look up) the
+/// hash is not computed and is 0.
 #[inline(always)]
 pub fn extract_hot(
     pkt: &mut Packet,
     key: &mut FlowKey,
     stats: &mut ExtractStats,
     want_hash: bool,
-) -> (u32, bool) {
+) -> (u32, Shape) {
     let in_port = pkt.meta().in_port;
     extract_arrived(pkt, in_port, key, stats, want_hash)
 }
@@ -67,12 +68,11 @@ pub fn extract_arrived(
     key: &mut FlowKey,
     stats: &mut ExtractStats,
     want_hash: bool,
-) -> (u32, bool) {
+) -> (u32, Shape) {
     let (m, d) = pkt.meta_and_data();
     m.in_port = in_port;
     if let Some((mut words, l4)) = fast_ipv4_l4(d, in_port, m.recirc_id) {
-        let tunnel = m.tunnel.is_present();
-        let h = if tunnel {
+        let (h, shape) = if m.tunnel.is_present() {
             // Whole words, stored as such: the hash reads them back at
             // once (narrower stores of the fields would stall each load).
             let (w5, tail) = tunnel_words(&m.tunnel);
@@ -81,23 +81,38 @@ pub fn extract_arrived(
             for (i, w) in tail.iter().enumerate() {
                 key.set_word(HOT_WORDS + i, *w);
             }
-            if want_hash {
-                hash::key_hash_shaped(key, false)
+            // The packet is IPv4, so only the tunnel's words can be set
+            // beyond the hot ones; an IPv4 tunnel leaves its IPv6 ones zero.
+            let at = |o: usize| o / 8 - HOT_WORDS;
+            let v6 = &tail[at(ofs::TUN_IPV6_SRC)..at(ofs::TUN_IPV6_DST) + 2];
+            let shape = if v6.iter().all(|&w| w == 0) {
+                Shape::Tunnel4
             } else {
-                0
-            }
+                Shape::Full
+            };
+            let h = match (want_hash, shape) {
+                (false, _) => 0,
+                (true, Shape::Tunnel4) => hash::hash_tunnel4(
+                    &words,
+                    tail[TUNNEL4_WORDS[0] - HOT_WORDS],
+                    tail[TUNNEL4_WORDS[1] - HOT_WORDS],
+                ),
+                (true, _) => hash::key_hash_shaped(key, shape),
+            };
+            (h, shape)
         } else {
             key.set_hot(&words);
-            if want_hash {
+            let h = if want_hash {
                 hash::hash_hot_words(&words)
             } else {
                 0
-            }
+            };
+            (h, Shape::Compact)
         };
         m.l3_ofs = 14;
         m.l4_ofs = l4;
         m.hash = h;
-        return (h, !tunnel);
+        return (h, shape);
     }
     extract_general(pkt, in_port, key, stats, want_hash)
 }
@@ -139,7 +154,7 @@ pub fn extract_general(
     key: &mut FlowKey,
     stats: &mut ExtractStats,
     want_hash: bool,
-) -> (u32, bool) {
+) -> (u32, Shape) {
     let (m, d) = pkt.meta_and_data();
     m.in_port = in_port;
     key.b[8..HOT_LEN].fill(0);
@@ -162,26 +177,42 @@ pub fn extract_general(
         key.b[ofs::TUN_TOS] = t.tos;
         key.b[ofs::TUN_TTL] = t.ttl;
     }
-    let compact = simple && !tunnel;
+    // As `key.shape()`, which only a tunnel's key needs to look at.
+    let shape = match (tunnel, simple) {
+        (true, _) => key.shape(),
+        (false, true) => Shape::Compact,
+        (false, false) => Shape::Full,
+    };
     let h = if want_hash {
-        hash::key_hash_shaped(key, compact)
+        hash::key_hash_shaped(key, shape)
     } else {
         0
     };
     m.l3_ofs = l3;
     m.l4_ofs = l4;
     m.hash = h;
-    (h, compact)
+    (h, shape)
 }
 
-/// What a PMD holds in a key slot: a full key, a compact one
-/// ([`FlowKey::is_compact`], cold words left stale), or an EMC signature.
-pub const KIND_FULL: u8 = 0;
-pub const KIND_COMPACT: u8 = 1;
+/// What a PMD holds in a key slot: a key of each [`Shape`] (a compact
+/// one's cold words left stale), or an EMC signature.
+pub const KIND_FULL: u8 = Shape::Full as u8;
+pub const KIND_COMPACT: u8 = Shape::Compact as u8;
+pub const KIND_TUNNEL4: u8 = Shape::Tunnel4 as u8;
 pub const KIND_SIG: u8 = 2;
 /// An EMC hit on a megaflow since removed (the slot may hold nothing of
 /// the packet's: it is looked at again).
 pub const KIND_STALE: u8 = 3;
+
+/// The shape of the key in a slot of kind `kind` (one of a key's kinds).
+#[inline(always)]
+pub fn kind_shape(kind: u8) -> Shape {
+    match kind {
+        KIND_COMPACT => Shape::Compact,
+        KIND_TUNNEL4 => Shape::Tunnel4,
+        _ => Shape::Full,
+    }
+}
 
 /// Set in a signature's first word. Datapath port numbers stay below 2^31
 /// (the datapath refuses others), so a signature never equals a compact key.

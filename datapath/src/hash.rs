@@ -4,7 +4,7 @@
 //! good enough spread for power-of-two tables. Equal keys hash equally; the
 //! caches always compare the key itself after a hash hit.
 
-use crate::key::{FlowKey, HOT_WORDS, KEY_WORDS};
+use crate::key::{FlowKey, Shape, HOT_WORDS, KEY_WORDS, TUNNEL4_WORDS};
 
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse4.2")))]
 const K: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -41,33 +41,53 @@ pub fn finish(h: u64) -> u32 {
     }
 }
 
-/// The hash of a packet's key for the EMC: its hot words, and the rest
-/// only for keys that are not compact.
+/// The hash of a packet's key for the EMC: its hot words, and the rest as
+/// its [`Shape`] has them.
 #[inline(always)]
 pub fn key_hash(key: &FlowKey) -> u32 {
-    key_hash_shaped(key, key.is_compact())
+    key_hash_shaped(key, key.shape())
 }
 
-/// [`key_hash`] for a key whose compactness the caller knows.
+/// [`key_hash`] for a key whose shape the caller knows.
 #[inline(always)]
-pub fn key_hash_shaped(key: &FlowKey, compact: bool) -> u32 {
+pub fn key_hash_shaped(key: &FlowKey, shape: Shape) -> u32 {
     let mut h = BASIS;
     for i in 0..HOT_WORDS {
         h = mix(h, key.word(i));
     }
-    if !compact {
-        // The cold words in three more chains beside the hot one, joined at
-        // the end: one chain of all 20 words is 20 dependent CRC32 steps
-        // (3 cycles each), which perf showed as most of a decapsulated
-        // packet's second datapath pass. (A compact key's hash must stay
-        // that of its hot words alone: signatures hash only those.)
-        let mut lanes = [BASIS ^ 1, BASIS ^ 2, BASIS ^ 3];
-        for k in 0..KEY_WORDS - HOT_WORDS {
-            lanes[k % 3] = mix(lanes[k % 3], key.word(HOT_WORDS + k));
+    match shape {
+        // A compact key's hash must stay that of its hot words alone:
+        // signatures hash only those.
+        Shape::Compact => {}
+        Shape::Tunnel4 => {
+            for i in TUNNEL4_WORDS {
+                h = mix(h, key.word(i));
+            }
         }
-        h = mix(mix(mix(h, lanes[0]), lanes[1]), lanes[2]);
+        Shape::Full => {
+            // The cold words in three more chains beside the hot one, joined
+            // at the end: one chain of all 20 words is 20 dependent CRC32
+            // steps (3 cycles each), which perf showed as most of a
+            // decapsulated packet's second datapath pass.
+            let mut lanes = [BASIS ^ 1, BASIS ^ 2, BASIS ^ 3];
+            for k in 0..KEY_WORDS - HOT_WORDS {
+                lanes[k % 3] = mix(lanes[k % 3], key.word(HOT_WORDS + k));
+            }
+            h = mix(mix(mix(h, lanes[0]), lanes[1]), lanes[2]);
+        }
     }
     finish(h)
+}
+
+/// [`key_hash_shaped`] of a [`Shape::Tunnel4`] key given its hot words
+/// and its two [`TUNNEL4_WORDS`].
+#[inline(always)]
+pub fn hash_tunnel4(words: &[u64; HOT_WORDS], tun_id: u64, tun_addrs: u64) -> u32 {
+    let mut h = BASIS;
+    for &w in words {
+        h = mix(h, w);
+    }
+    finish(mix(mix(h, tun_id), tun_addrs))
 }
 
 /// [`key_hash_shaped`] of a compact key given its hot words.

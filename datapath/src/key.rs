@@ -87,6 +87,29 @@ pub const IPPROTO_UDP: u8 = 17;
 pub const IPPROTO_ICMPV6: u8 = 58;
 pub const IPPROTO_SCTP: u8 = 132;
 
+/// What a key holds beyond its hot words, which decides how much of it the
+/// EMC hashes and compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Shape {
+    /// Anything: all [`KEY_WORDS`] words count.
+    Full = 0,
+    /// Nothing ([`FlowKey::is_compact`]): the hot words alone.
+    Compact = 1,
+    /// A key out of a tunnel with nothing there but the tunnel ID and the
+    /// IPv4 tunnel addresses ([`TUNNEL4_WORDS`]), as an IPv4 packet out of
+    /// an IPv4 tunnel has: the hot words and those two (not fourteen more).
+    Tunnel4 = 4,
+}
+
+/// The words of the tunnel ID and of the IPv4 tunnel source and destination.
+pub const TUNNEL4_WORDS: [usize; 2] = [ofs::TUN_ID / 8, ofs::TUN_SRC / 8];
+const _: () = assert!(
+    ofs::TUN_ID.is_multiple_of(8)
+        && ofs::TUN_SRC.is_multiple_of(8)
+        && ofs::TUN_DST == ofs::TUN_SRC + 4
+);
+
 /// A datapath flow key (also used, with the same layout, as a mask).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(C, align(8))]
@@ -198,6 +221,20 @@ impl FlowKey {
             && dl_type != ETH_TYPE_RARP
             && self.b[ofs::TUN_FLAGS] == 0
             && self.b[ofs::TUN_FLAGS + 1] == 0
+    }
+
+    /// The key's [`Shape`]. (A compact key's words beyond the hot ones are
+    /// not read: the hot path leaves them stale.)
+    pub fn shape(&self) -> Shape {
+        if self.is_compact() {
+            Shape::Compact
+        } else if self.be16_at(ofs::TUN_FLAGS) & TUN_FLAG_PRESENT != 0
+            && (HOT_WORDS..KEY_WORDS).all(|i| TUNNEL4_WORDS.contains(&i) || self.word(i) == 0)
+        {
+            Shape::Tunnel4
+        } else {
+            Shape::Full
+        }
     }
 
     /// Zeroes the words beyond the hot ones.

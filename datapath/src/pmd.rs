@@ -15,7 +15,8 @@ use crate::actions::{self, DpAction};
 use crate::dpcls::{FlowCounters, Megaflows, DEFAULT_MAX_FLOWS};
 use crate::emc::{Emc, EmcGate, DEFAULT_EMC_ENTRIES, DEFAULT_INSERT_INV_PROB};
 use crate::extract::{
-    emc_signature, extract_arrived, key_of_sig, ExtractStats, KIND_FULL, KIND_SIG, KIND_STALE,
+    emc_signature, extract_arrived, key_of_sig, kind_shape, ExtractStats, KIND_COMPACT, KIND_FULL,
+    KIND_SIG, KIND_STALE,
 };
 use crate::key::{ofs, FlowKey, HOT_WORDS};
 use crate::limit::{TokenBucket, DEFAULT_UPCALL_BURST, DEFAULT_UPCALL_RATE};
@@ -927,7 +928,7 @@ impl<H: Upcall> Pmd<H> {
                             .map(|hit| (hit, words[3]))
                     } else {
                         self.emc
-                            .lookup(key, *hash, *kind != KIND_FULL)
+                            .lookup(key, *hash, kind_shape(*kind))
                             .map(|hit| (hit, key.word(3)))
                     }
                 } else if let Some((words, h)) = emc_signature(pkt, port) {
@@ -940,12 +941,9 @@ impl<H: Upcall> Pmd<H> {
                     }
                     hit.map(|hit| (hit, words[3]))
                 } else {
-                    let (h, compact) =
-                        extract_arrived(pkt, port, key, &mut self.extract_stats, true);
-                    (*hash, *kind) = (h, compact as u8);
-                    self.emc
-                        .lookup(key, h, compact)
-                        .map(|hit| (hit, key.word(3)))
+                    let (h, shape) = extract_arrived(pkt, port, key, &mut self.extract_stats, true);
+                    (*hash, *kind) = (h, shape as u8);
+                    self.emc.lookup(key, h, shape).map(|hit| (hit, key.word(3)))
                 };
                 if let Some((hit, word3)) = found {
                     // Packets of one flow often come in a row: the previous
@@ -1020,9 +1018,8 @@ impl<H: Upcall> Pmd<H> {
                 }
                 None => {
                     // The hash also picks a tunnel's UDP source port.
-                    let (h, compact) =
-                        extract_arrived(pkt, port, key, &mut self.extract_stats, true);
-                    (*hash, *kind) = (h, compact as u8);
+                    let (h, shape) = extract_arrived(pkt, port, key, &mut self.extract_stats, true);
+                    (*hash, *kind) = (h, shape as u8);
                 }
             }
             if FOR_EMC {
@@ -1160,7 +1157,7 @@ impl<H: Upcall> Pmd<H> {
                     key.set_word(i, w);
                 }
             }
-            let compact = kind != KIND_FULL;
+            let compact = kind == KIND_COMPACT || is_sig;
             // Extraction left a compact key's cold words stale: clear them
             // before anything reads them (a subtable with cold words, the
             // EMC, translation).

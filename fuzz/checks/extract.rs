@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use fvs_datapath::extract::{extract, extract_general, extract_hot, tcp_flags_of, ExtractStats};
 use fvs_datapath::hash::key_hash_shaped;
-use fvs_datapath::key::{ofs, FlowKey, TUN_FLAG_PRESENT};
+use fvs_datapath::key::{ofs, FlowKey, Shape, TUN_FLAG_PRESENT};
 use fvs_datapath::packet::{PacketPool, TunnelMeta, DATA_ROOM, NO_OFS};
 
 fn pool() -> &'static PacketPool {
@@ -36,7 +36,7 @@ pub fn check(data: &[u8]) {
     assert_eq!(m.hash, h);
     assert_eq!(
         h,
-        key_hash_shaped(&key, key.is_compact()),
+        key_hash_shaped(&key, key.shape()),
         "hash of {key:?}"
     );
     let (l3, l4) = (m.l3_ofs, m.l4_ofs);
@@ -83,62 +83,71 @@ pub fn check(data: &[u8]) {
     assert_eq!(key0, key, "stale key bits leak");
     assert_eq!(stats0, stats);
 
-    // The hot-path form tells compactness right.
+    // The hot-path form tells the key's shape right.
     let mut pkt1 = pool().packet_from(frame).expect("fits");
     pkt1.meta_mut().in_port = in_port;
     let mut key1 = FlowKey::ONES;
-    let (h1, compact) = extract_hot(&mut pkt1, &mut key1, &mut ExtractStats::default(), true);
+    let (h1, shape) = extract_hot(&mut pkt1, &mut key1, &mut ExtractStats::default(), true);
     assert_eq!(h1, h);
-    assert_eq!(compact, key.is_compact());
-    assert!(key1.fast_eq(&key, compact));
+    assert_eq!(shape, key.shape());
+    assert!(key1.fast_eq(&key, shape == Shape::Compact));
 
     // The general parser alone: the same key (cold words cleared for a
     // compact one) and hash.
     let mut pkt2 = pool().packet_from(frame).expect("fits");
     let mut key2 = FlowKey::ONES;
-    let (h2, compact2) = extract_general(&mut pkt2, in_port, &mut key2, &mut ExtractStats::default(), true);
-    if compact2 {
+    let (h2, shape2) = extract_general(&mut pkt2, in_port, &mut key2, &mut ExtractStats::default(), true);
+    if shape2 == Shape::Compact {
         key2.clear_cold();
     }
-    assert_eq!((h2, compact2), (h, compact), "fast vs general");
+    assert_eq!((h2, shape2), (h, shape), "fast vs general");
     assert_eq!(key2, key, "fast vs general");
     assert_eq!((pkt2.meta().l3_ofs, pkt2.meta().l4_ofs), (l3, l4));
 
-    // Decapsulated: the tunnel's fields join the key, by either path.
-    let tunnel = TunnelMeta {
-        tun_id: 0x0012_3456_789a_bcde ^ u64::from(port),
-        ipv4_src: [172, 31, 0, 2],
-        ipv4_dst: [172, 31, 0, port],
-        ipv6_src: [port; 16],
-        ipv6_dst: [0xfe; 16],
-        tos: 0x28,
-        ttl: port,
-        flags: TUN_FLAG_PRESENT | u16::from(port),
-        tp_src: 49152,
-        tp_dst: 4789,
-    };
-    let mut keys = [FlowKey::ONES; 2];
-    let mut found = [(0, false); 2];
-    for (general, (k, f)) in [false, true].into_iter().zip(keys.iter_mut().zip(found.iter_mut())) {
-        let mut p = pool().packet_from(frame).expect("fits");
-        p.meta_mut().tunnel = tunnel;
-        p.meta_mut().in_port = in_port;
-        let mut stats = ExtractStats::default();
-        *f = if general {
-            extract_general(&mut p, in_port, k, &mut stats, true)
-        } else {
-            extract_hot(&mut p, k, &mut stats, true)
+    // Decapsulated: the tunnel's fields join the key, by either path; out
+    // of an IPv4 tunnel (no IPv6 addresses), and with both kinds set.
+    for ipv6 in [false, true] {
+        let (ipv6_src, ipv6_dst) = if ipv6 { ([port; 16], [0xfe; 16]) } else { ([0; 16], [0; 16]) };
+        let tunnel = TunnelMeta {
+            tun_id: 0x0012_3456_789a_bcde ^ u64::from(port),
+            ipv4_src: [172, 31, 0, 2],
+            ipv4_dst: [172, 31, 0, port],
+            ipv6_src,
+            ipv6_dst,
+            tos: 0x28,
+            ttl: port,
+            flags: TUN_FLAG_PRESENT | u16::from(port),
+            tp_src: 49152,
+            tp_dst: 4789,
         };
-        assert_eq!(p.meta().hash, f.0);
-        assert_eq!((p.meta().l3_ofs, p.meta().l4_ofs), (l3, l4));
+        let mut keys = [FlowKey::ONES; 2];
+        let mut found = [(0, Shape::Full); 2];
+        for (general, (k, f)) in [false, true].into_iter().zip(keys.iter_mut().zip(found.iter_mut())) {
+            let mut p = pool().packet_from(frame).expect("fits");
+            p.meta_mut().tunnel = tunnel;
+            p.meta_mut().in_port = in_port;
+            let mut stats = ExtractStats::default();
+            *f = if general {
+                extract_general(&mut p, in_port, k, &mut stats, true)
+            } else {
+                extract_hot(&mut p, k, &mut stats, true)
+            };
+            assert_eq!(p.meta().hash, f.0);
+            assert_eq!((p.meta().l3_ofs, p.meta().l4_ofs), (l3, l4));
+        }
+        assert_eq!(found[0], found[1], "tunnel: fast vs general");
+        assert_ne!(found[0].1, Shape::Compact, "a tunnel's key is never compact");
+        assert_eq!(found[0].1, keys[0].shape(), "tunnel: shape");
+        if key.dl_type() == 0x0800 {
+            let want = if ipv6 { Shape::Full } else { Shape::Tunnel4 };
+            assert_eq!(found[0].1, want, "tunnel: shape of an IPv4 packet");
+        }
+        assert_eq!(keys[0], keys[1], "tunnel: fast vs general");
+        assert_eq!(found[0].0, key_hash_shaped(&keys[0], found[0].1));
+        assert_eq!(keys[0].b[..ofs::TUN_FLAGS], key.b[..ofs::TUN_FLAGS]);
+        assert_eq!(
+            keys[0].be16_at(ofs::TUN_FLAGS),
+            TUN_FLAG_PRESENT | u16::from(port)
+        );
     }
-    assert_eq!(found[0], found[1], "tunnel: fast vs general");
-    assert!(!found[0].1, "a tunnel's key is never compact");
-    assert_eq!(keys[0], keys[1], "tunnel: fast vs general");
-    assert_eq!(found[0].0, key_hash_shaped(&keys[0], false));
-    assert_eq!(keys[0].b[..ofs::TUN_FLAGS], key.b[..ofs::TUN_FLAGS]);
-    assert_eq!(
-        keys[0].be16_at(ofs::TUN_FLAGS),
-        TUN_FLAG_PRESENT | u16::from(port)
-    );
 }
