@@ -901,7 +901,10 @@ impl Batch {
         }
         // SAFETY: every packet's slot is back in its pool, so none may be
         // dropped (which would give it back again): forgetting them all is
-        // what the length of 0 does; `Packet` owns nothing else.
+        // what the length of 0 does; `Packet` owns nothing else. Nothing
+        // above can unwind past a packet already given back (`give_run`
+        // panics nowhere: its indices are bounded by `make_room`; each run
+        // has at least its first packet, so the loop ends).
         unsafe { self.pkts.set_len(0) };
     }
 }
