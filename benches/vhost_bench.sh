@@ -61,6 +61,8 @@
 #   PMD_CPU=1 GEN_CPU=0 OVS_MAIN_CPU=0   CPU placement
 #   OVS_MEM=512 TPMD_MEM=256  MB of hugepage memory for OVS (dpdk-socket-mem) / testpmd (-m)
 #   VU_EXTRA=""               extra virtio-user devargs, e.g. ",mrg_rxbuf=0" or ",packed_vq=1"
+#   GEN_ARGS=""               extra testpmd options for the generator, after the defaults (a later
+#                             option wins), e.g. "--txd=256 --burst=64"
 #   TPMD_EAL="--in-memory --single-file-segments --huge-dir=$B/hugepages -m 256"  testpmd memory EAL args
 #   QUIET_WAIT=60             wait up to N s for the machine to be idle (<15% busy) first (0 = don't)
 #   B=/tmp/ovsbench           work dir: etc/ run/ log/ hugepages/ + vhost sockets
@@ -70,7 +72,7 @@ DURATION=${DURATION:-10}; WARMUP=${WARMUP:-3}; PKT_LEN=${PKT_LEN:-64}
 NFLOWS=${NFLOWS:-1}; OF_FLOWS=${OF_FLOWS:-port}; EMC_PROB=${EMC_PROB:-100}; SMC=${SMC:-false}
 MODE=${MODE:-flowgen}; TXFIRST=${TXFIRST:-16}; SWITCH=${SWITCH:-ovs}; WINDOWS=${WINDOWS:-1}
 PMD_CPU=${PMD_CPU:-1}; GEN_CPU=${GEN_CPU:-0}; OVS_MAIN_CPU=${OVS_MAIN_CPU:-0}
-OVS_MEM=${OVS_MEM:-512}; TPMD_MEM=${TPMD_MEM:-256}; VU_EXTRA=${VU_EXTRA:-}; QUIET_WAIT=${QUIET_WAIT:-60}
+OVS_MEM=${OVS_MEM:-512}; TPMD_MEM=${TPMD_MEM:-256}; VU_EXTRA=${VU_EXTRA:-}; GEN_ARGS=${GEN_ARGS:-}; QUIET_WAIT=${QUIET_WAIT:-60}
 OVS_VSWITCHD=${OVS_VSWITCHD:-/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk}
 FVS_BIN=${FVS_BIN:-$PWD/target/release}
 GEN_CYCLES=${GEN_CYCLES:-0}; SWITCH_CONFIG=${SWITCH_CONFIG:-}; SWITCH_CONFIG_CYCLE=${SWITCH_CONFIG_CYCLE:-}
@@ -361,6 +363,8 @@ TPMD_CMD=(dpdk-testpmd --file-prefix=$TPMD_PREFIX $TPMD_EAL --no-pci --lcores=0@
     --total-num-mbufs=16384 --forward-mode=$MODE --flowgen-flows=$NFLOWS --txpkts=$TXLEN)
 fi
 [ "$GEN_CYCLES" = 1 ] && TPMD_CMD+=(--record-core-cycles)
+# shellcheck disable=SC2206  # GEN_ARGS is a list of options
+TPMD_CMD+=($GEN_ARGS)
 log "testpmd: ${TPMD_CMD[*]}"
 # stdbuf: testpmd's printf() output to a file is block-buffered; line-buffer it so that each
 # command's output is in the log right away.  Interactive mode is driven through a FIFO (fd 3).
@@ -465,7 +469,7 @@ else
     DPFLOWS=n/a; IFSTATS=""
 fi
 {
-echo "===== $(date) SWITCH=$SWITCH TOPO=$TOPO MODE=$MODE OF_FLOWS=$OF_FLOWS NFLOWS=$NFLOWS EMC_PROB=$EMC_PROB SMC=$SMC PKT_LEN=$PKT_LEN VU_EXTRA=$VU_EXTRA windows(Mpps):$AGGS"
+echo "===== $(date) SWITCH=$SWITCH TOPO=$TOPO MODE=$MODE OF_FLOWS=$OF_FLOWS NFLOWS=$NFLOWS EMC_PROB=$EMC_PROB SMC=$SMC PKT_LEN=$PKT_LEN VU_EXTRA=$VU_EXTRA GEN_ARGS=$GEN_ARGS windows(Mpps):$AGGS"
 echo "testpmd: ${TPMD_CMD[*]}"
 echo "===== testpmd forward stats (after stop) ====="; echo "$FWD" | grep -E 'Forward statistics|RX-packets|TX-packets'
 echo "===== ovs-appctl dpif-netdev/pmd-stats-show (last window, ${DURATION}s) ====="; echo "$PMDSTATS"
@@ -473,7 +477,7 @@ echo "===== ovs-appctl dpif-netdev/pmd-rxq-show ====="; echo "$RXQ"
 echo "===== datapath flows: $DPFLOWS ; OVS interface stats ====="; echo "$IFSTATS"
 } > $B/log/last_run_details.txt
 [ -n "$RXQ" ] && echo "$RXQ"
-echo "config: switch=$SWITCH topo=$TOPO mode=$MODE of_flows=$OF_FLOWS nflows=$NFLOWS emc-insert-inv-prob=$EMC_PROB smc=$SMC pkt=${PKT_LEN}B vu_extra='$VU_EXTRA' datapath_flows=$DPFLOWS windows=${WINDOWS}x${DURATION}s"
+echo "config: switch=$SWITCH topo=$TOPO mode=$MODE of_flows=$OF_FLOWS nflows=$NFLOWS emc-insert-inv-prob=$EMC_PROB smc=$SMC pkt=${PKT_LEN}B vu_extra='$VU_EXTRA' gen_args='$GEN_ARGS' datapath_flows=$DPFLOWS windows=${WINDOWS}x${DURATION}s"
 MED=$(echo $AGGS | tr ' ' '\n' | sort -g | awk '{v[NR]=$1} END{print (NR % 2) ? v[(NR+1)/2] : sprintf("%.2f", (v[NR/2] + v[NR/2+1]) / 2)}')
 [ $WINDOWS -gt 1 ] && echo "windows (Mpps):$AGGS -> median $MED"
 [ $BAD = 1 ] && echo "WARNING: at least one window was contaminated by other load; rerun on an idle machine"
